@@ -1,0 +1,306 @@
+"""One config tree of dataclasses, loaded from YAML (safe_load only) with `--set a.b=v` overrides.
+
+YAML keys are field names. An unknown key, a wrong type or a value out of range raises
+`ConfigError` with the dotted key and, for unknown keys, the nearest valid one.
+Field metadata may give `choices`, `min` and `max`; a field's comment is its documentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+from birdtpu.errors import ConfigError
+
+
+def _opt(default, *, choices=None, lo=None, hi=None, **kw):
+    meta = {"choices": choices, "min": lo, "max": hi}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class DataConfig:
+    root: str = "demo_data"  # dataset root in BirdCLEF layout
+    metadata: str = "train_metadata.csv"  # relative to root
+    audio_dir: str = "train_audio"  # relative to root; filenames in metadata are relative to it
+    soundscape_dir: str = "soundscapes"  # relative to root; recordings `predict` cuts into windows
+    synthesize: bool = False  # write the synthetic dataset with `synth` when root has no metadata
+    sample_rate: int = _opt(32000, lo=8000, hi=192000)  # every recording is resampled to this
+    num_folds: int = _opt(5, lo=2)
+    fold: int = _opt(0, lo=0)  # the validation fold of a single run
+    secondary_weight: float = _opt(1.0, lo=0.0, hi=1.0)  # target value of secondary labels
+
+
+@dataclass
+class SynthConfig:
+    num_species: int = _opt(6, lo=1, hi=64)
+    clips_per_species: int = _opt(30, lo=1)
+    min_seconds: float = _opt(3.0, lo=0.5)
+    max_seconds: float = _opt(12.0, lo=0.5)
+    sample_rates: list[int] = _opt([22050, 32000, 44100])  # each clip picks one
+    snr_db: list[float] = _opt([3.0, 25.0])  # [low, high] call-to-background ratio
+    secondary_prob: float = _opt(0.2, lo=0.0, hi=1.0)  # chance a clip has a second species
+    num_soundscapes: int = _opt(3, lo=0)
+    soundscape_seconds: float = _opt(60.0, lo=5.0)
+    seed: int = 7
+
+
+@dataclass
+class ShardConfig:
+    dir: str = ""  # output folder (local or gs://); empty: <output_dir>/<name>/shards
+    target_mb: float = _opt(150.0, lo=0.01)  # close a shard when its PCM reaches this size
+    compression: str = _opt("", choices=("", "GZIP"))
+    workers: int = _opt(0, lo=0)  # decoding processes; 0: one per core
+    max_seconds: float = _opt(60.0, lo=0.5)  # long recordings: keep the first N seconds
+
+
+@dataclass
+class FrontendConfig:
+    clip_seconds: float = _opt(5.0, lo=0.1)  # training crop and inference window
+    n_fft: int = _opt(2048, lo=16)
+    win_length: int = _opt(0, lo=0)  # 0: n_fft
+    frames: int = _opt(384, lo=8)  # image width; hop = samples // (frames - 1)
+    n_mels: int = _opt(128, lo=8)
+    fmin: float = _opt(20.0, lo=0.0)
+    fmax: float = _opt(16000.0, lo=100.0)
+    mel_scale: str = _opt("slaney", choices=("slaney", "htk"))
+    top_db: float = _opt(80.0, lo=1.0)  # per-example dB floor below the clip's maximum
+    channels: int = _opt(3, choices=(1, 3))  # 3 for ImageNet backbones
+
+
+@dataclass
+class AugmentConfig:
+    noise_prob: float = _opt(0.35, lo=0.0, hi=1.0)  # Gaussian noise on the waveform
+    noise_snr_db: list[float] = _opt([10.0, 40.0])
+    mixup_prob: float = _opt(0.65, lo=0.0, hi=1.0)
+    mixup_alpha: float = _opt(0.5, lo=0.0)
+    freq_mask_prob: float = _opt(0.5, lo=0.0, hi=1.0)
+    freq_masks: int = _opt(1, lo=0)
+    freq_mask_width: int = _opt(10, lo=0)
+    time_mask_prob: float = _opt(0.5, lo=0.0, hi=1.0)
+    time_masks: int = _opt(2, lo=0)
+    time_mask_width: int = _opt(25, lo=0)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "efficientnet_b0"  # see birdtpu.models.registry.MODELS
+    pretrained: str = "imagenet"  # imagenet | none | path to a weights file (local or gs://)
+    dropout: float = _opt(0.2, lo=0.0, hi=0.95)
+    activation: str = _opt("softmax", choices=("softmax", "sigmoid"))
+    bn_momentum: float = _opt(0.0, lo=0.0, hi=0.9999)  # 0 keeps the backbone's (0.99); 0.9 for short runs from scratch
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _opt(25, lo=1)
+    batch_size: int = _opt(32, lo=1)  # per replica; the global batch is this x replicas
+    steps_per_epoch: int = _opt(0, lo=0)  # 0: one pass over the training shards
+    lr: float = _opt(1e-3, lo=0.0)
+    warmup_epochs: int = _opt(5, lo=0)
+    loss: str = _opt("cce", choices=("cce", "bce"))
+    label_smoothing: float = _opt(0.05, lo=0.0, hi=0.5)
+    optimizer: str = _opt("adam", choices=("adam", "adamw"))
+    weight_decay: float = _opt(1e-4, lo=0.0)  # adamw only
+    shuffle_buffer: int = _opt(1024, lo=1)
+    jit_compile: str = _opt("auto", choices=("auto", "true", "false"))  # auto: on for TPU/GPU
+    steps_per_execution: int = _opt(1, lo=1)  # raise on TPU (e.g. 32)
+
+
+@dataclass
+class RuntimeConfig:
+    device: str = _opt("auto", choices=("auto", "tpu", "gpu", "cpu"))
+    cpu_replicas: int = _opt(1, lo=1)  # >1 splits the CPU into logical devices: a real N-replica run
+    precision: str = _opt("auto", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+    seed: int = 42
+    deterministic: bool = False  # op determinism and ordered tf.data (slower)
+
+
+@dataclass
+class InferConfig:
+    model: str = ""  # empty: the run's model.keras
+    window_seconds: float = _opt(5.0, lo=0.1)
+    batch_size: int = _opt(64, lo=1)
+    submission: str = ""  # empty: <run dir>/submission.csv
+
+
+@dataclass
+class TrackingConfig:
+    wandb: str = _opt("disabled", choices=("disabled", "offline", "online"))
+    project: str = "birdtpu"
+
+
+@dataclass
+class Config:
+    name: str = "run"  # run name: outputs go to <output_dir>/<name>
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    shards: ShardConfig = field(default_factory=ShardConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def run_dir(self) -> str:
+        """Where this run's outputs go."""
+        return join(self.output_dir, self.name)
+
+    @property
+    def shard_dir(self) -> str:
+        """Where this run's shards are (built if missing)."""
+        return self.shards.dir or join(self.run_dir, "shards")
+
+
+def join(*parts: str) -> str:
+    """Join path parts, keeping `gs://` URLs intact."""
+    if "://" in parts[0]:
+        return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts))
+    return os.path.join(*parts)
+
+
+def _check_value(value, tp, key: str, meta: dict):
+    """`value` converted to type `tp`, or ConfigError naming `key`."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_value(v, item, f"{key}[{i}]", {}) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, meta['choices']))}")
+    if meta.get("min") is not None and value < meta["min"]:
+        raise ConfigError(f"{key}: {value!r} is below the minimum {meta['min']}")
+    if meta.get("max") is not None and value > meta["max"]:
+        raise ConfigError(f"{key}: {value!r} is above the maximum {meta['max']}")
+    return value
+
+
+def _build(cls, data, prefix: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean {prefix}{near[0]}?" if near else f"; valid: {', '.join(fields)}"
+            raise ConfigError(f"unknown key {dotted!r}{hint}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, dotted + ".")
+        else:
+            kwargs[key] = _check_value(value, tp, dotted, fields[key].metadata)
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    """Checks that span fields."""
+    if cfg.data.fold >= cfg.data.num_folds:
+        raise ConfigError(f"data.fold: {cfg.data.fold} must be below data.num_folds ({cfg.data.num_folds})")
+    if cfg.synth.min_seconds > cfg.synth.max_seconds:
+        raise ConfigError("synth.min_seconds: must not exceed synth.max_seconds")
+    if cfg.frontend.clip_seconds > cfg.shards.max_seconds:
+        raise ConfigError(f"frontend.clip_seconds: {cfg.frontend.clip_seconds} is longer than the "
+                          f"shard window shards.max_seconds ({cfg.shards.max_seconds})")
+    if cfg.frontend.fmax > cfg.data.sample_rate / 2:
+        raise ConfigError(f"frontend.fmax: {cfg.frontend.fmax} is above the Nyquist frequency "
+                          f"{cfg.data.sample_rate / 2} of data.sample_rate")
+    for key in ("synth.snr_db", "augment.noise_snr_db"):
+        section, name = key.split(".")
+        pair = getattr(getattr(cfg, section), name)
+        if len(pair) != 2 or pair[0] > pair[1]:
+            raise ConfigError(f"{key}: expected [low, high], got {pair}")
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """`a.b=value` as (['a', 'b'], value), the value parsed as YAML (so 3 is an int, true a bool)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
+    """The config from a YAML file (or the defaults) with `a.b=v` overrides applied, validated."""
+    data: dict = {}
+    if path:
+        if not os.path.exists(path):
+            raise ConfigError(f"{path}: config file not found")
+        with open(path) as fh:
+            try:
+                data = yaml.safe_load(fh) or {}
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f" line {mark.line + 1}" if mark else ""
+                raise ConfigError(f"{path}{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {k} is not a section")
+        node[keys[-1]] = value
+    try:
+        cfg = _build(Config, data, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if path else str(err)) from None
+    _validate(cfg)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    """The config as plain data (what `save_config` writes)."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str) -> None:
+    """Write the resolved config as YAML (atomically; local or gs://)."""
+    from birdtpu.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def config_from_dict(data: dict) -> Config:
+    """A Config from plain data (a saved resolved config), validated."""
+    cfg = _build(Config, data, "")
+    _validate(cfg)
+    return cfg
+

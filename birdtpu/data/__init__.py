@@ -1,0 +1,1 @@
+"""Data stages: catalog, sampling, folds, audio decoding, shards, the tf.data pipeline, synthetic data."""

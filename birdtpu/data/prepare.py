@@ -1,0 +1,55 @@
+"""From a config to a ready shard set: synthesize the demo data, read the catalog, fold, shard."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from birdtpu import io
+from birdtpu.config import join, to_dict
+from birdtpu.data import catalog, folds, shards
+from birdtpu.errors import DataError
+
+
+def ensure_dataset(cfg, log=print) -> None:
+    """Write the synthetic dataset into `data.root` when `data.synthesize` and it has no metadata."""
+    meta = join(cfg.data.root, cfg.data.metadata)
+    if io.exists(meta):
+        return
+    if not cfg.data.synthesize:
+        raise DataError(f"{meta}: metadata file not found (set data.root, or data.synthesize: true for the demo)")
+    from birdtpu.data.synth import write_dataset
+
+    log(f"synth: {meta} not found, writing the synthetic dataset")
+    write_dataset(cfg.data.root, cfg.synth, log=log)
+
+
+def load_catalog(cfg) -> tuple[pd.DataFrame, list[str]]:
+    """The folded catalog of `data.root` and its label map."""
+    df = catalog.read_birdclef(cfg.data.root, cfg.data.metadata, cfg.data.audio_dir)
+    df["fold"] = folds.stratified_folds(df, cfg.data.num_folds, cfg.runtime.seed)
+    return df, catalog.label_map(df)
+
+
+def _shard_settings(cfg) -> dict:
+    """What a shard set depends on; a manifest built with other settings is not reused."""
+    return {"data": {k: v for k, v in to_dict(cfg)["data"].items() if k not in ("fold", "synthesize")},
+            "shards": {k: v for k, v in to_dict(cfg)["shards"].items() if k != "workers"},
+            "seed": cfg.runtime.seed}
+
+
+def ensure_shards(cfg, log=print, rebuild: bool = False) -> dict:
+    """The manifest of the run's shard set, building (or finishing) it where needed."""
+    out = cfg.shard_dir
+    settings = _shard_settings(cfg)
+    if rebuild and io.exists(out):
+        io.rmtree(out)
+    if io.exists(join(out, shards.MANIFEST)):
+        manifest = shards.read_manifest(out)
+        if manifest.get("config") == settings:
+            return manifest
+        raise DataError(f"{out}: shards were built with other data/shard settings; "
+                        "use another shards.dir or `birdtpu shard --rebuild`")
+    ensure_dataset(cfg, log)
+    df, classes = load_catalog(cfg)
+    weights = catalog.targets(df, classes, cfg.data.secondary_weight)
+    return shards.build_shards(df, classes, out, cfg.data.sample_rate, cfg.shards, settings, weights, log)

@@ -1,0 +1,13 @@
+"""User-facing errors: each carries one line that says what is wrong and where."""
+
+
+class BirdtpuError(Exception):
+    """An error the CLI reports as one line (no traceback) with exit code 2."""
+
+
+class ConfigError(BirdtpuError):
+    """A recipe or override is invalid: unknown key, wrong type, value out of range."""
+
+
+class DataError(BirdtpuError):
+    """Input data is unusable: a missing file or column, a bad row, an unreadable recording."""

@@ -1,0 +1,1 @@
+"""Model zoo: a registry from config names to builders."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny synthetic dataset and a tiny recipe that trains in seconds."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+REAL_CLIPS = os.path.join(DATA, "real_clips")
+
+TINY = [
+    "data.sample_rate=16000", "data.num_folds=3", "data.synthesize=true",
+    "synth.num_species=3", "synth.clips_per_species=6", "synth.min_seconds=2", "synth.max_seconds=4",
+    "synth.num_soundscapes=2", "synth.soundscape_seconds=12",
+    "shards.target_mb=0.2", "shards.workers=1",
+    "frontend.clip_seconds=2", "frontend.n_fft=256", "frontend.frames=32", "frontend.n_mels=16",
+    "frontend.fmax=8000",
+    "model.pretrained=none", "model.name=efficientnet_b0", "model.bn_momentum=0.9",
+    "train.epochs=1", "train.batch_size=4", "train.steps_per_epoch=2", "train.warmup_epochs=0",
+    "infer.window_seconds=2",
+]
+
+
+def tiny_overrides(tmp_path, *extra: str) -> list[str]:
+    """Overrides for a recipe on a tiny synthetic dataset under `tmp_path`."""
+    return [*TINY, f"data.root={tmp_path}/data", f"output_dir={tmp_path}/runs", "name=tiny", *extra]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A synthetic BirdCLEF-layout dataset (3 species x 6 clips, 2 soundscapes), written once."""
+    from birdtpu.config import load_config
+    from birdtpu.data.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    cfg = load_config(None, tiny_overrides(root))
+    write_dataset(cfg.data.root, cfg.synth, log=lambda *_: None)
+    return cfg.data.root, cfg
