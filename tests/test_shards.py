@@ -9,7 +9,7 @@ import tensorflow as tf
 from birdtpu import io
 from birdtpu.config import load_config
 from birdtpu.data.audio import load_audio
-from birdtpu.data.pipeline import parse_example
+from birdtpu.data.shards import parse_example
 from birdtpu.data.prepare import ensure_shards, load_catalog
 from birdtpu.data.shards import MANIFEST, read_manifest, shard_paths
 from birdtpu.errors import DataError

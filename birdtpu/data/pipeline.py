@@ -8,25 +8,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from birdtpu.data.shards import parse_example
+
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def parse_example(serialized, num_classes: int) -> dict:
-    """A record (schema in tfrecords/README.md) as float32 audio in [-1, 1] and its fields."""
-    spec = {
-        "audio": tf.io.FixedLenFeature([], tf.string),
-        "num_samples": tf.io.FixedLenFeature([], tf.int64),
-        "sample_rate": tf.io.FixedLenFeature([], tf.int64),
-        "target": tf.io.FixedLenFeature([num_classes], tf.float32),
-        "label": tf.io.FixedLenFeature([], tf.int64),
-        "fold": tf.io.FixedLenFeature([], tf.int64),
-        "id": tf.io.FixedLenFeature([], tf.string),
-        "source": tf.io.FixedLenFeature([], tf.string),
-        "duration": tf.io.FixedLenFeature([], tf.float32),
-    }
-    ex = tf.io.parse_single_example(serialized, spec)
-    ex["audio"] = tf.cast(tf.io.decode_raw(ex["audio"], tf.int16), tf.float32) / 32767.0
-    return ex
 
 
 def crop_or_pad(wave, length: int, training: bool, seed=None):

@@ -73,6 +73,26 @@ def serialize_example(pcm: np.ndarray, sample_rate: int, target: np.ndarray, lab
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
 
 
+def parse_example(serialized, num_classes: int) -> dict:
+    """A record (schema in tfrecords/README.md) as float32 audio in [-1, 1] and its fields."""
+    import tensorflow as tf
+
+    spec = {
+        "audio": tf.io.FixedLenFeature([], tf.string),
+        "num_samples": tf.io.FixedLenFeature([], tf.int64),
+        "sample_rate": tf.io.FixedLenFeature([], tf.int64),
+        "target": tf.io.FixedLenFeature([num_classes], tf.float32),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "fold": tf.io.FixedLenFeature([], tf.int64),
+        "id": tf.io.FixedLenFeature([], tf.string),
+        "source": tf.io.FixedLenFeature([], tf.string),
+        "duration": tf.io.FixedLenFeature([], tf.float32),
+    }
+    ex = tf.io.parse_single_example(serialized, spec)
+    ex["audio"] = tf.cast(tf.io.decode_raw(ex["audio"], tf.int16), tf.float32) / 32767.0
+    return ex
+
+
 def to_pcm16(wave: np.ndarray) -> np.ndarray:
     """Float audio in [-1, 1] as int16 (clipped, rounded)."""
     return np.round(np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16)

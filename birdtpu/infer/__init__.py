@@ -1,0 +1,1 @@
+"""Inference: soundscape windows, prediction and submission files."""
