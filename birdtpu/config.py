@@ -36,6 +36,12 @@ class DataConfig:
     num_folds: int = _opt(5, lo=2)
     fold: int = _opt(0, lo=0)  # the validation fold of a single run
     secondary_weight: float = _opt(1.0, lo=0.0, hi=1.0)  # target value of secondary labels
+    format: str = "birdclef"  # metadata format of root (birdtpu.data.catalog.FORMATS); birdclef uses metadata/audio_dir
+    table: str = ""  # a table from `birdtpu catalog --out` (merged sources); replaces root's metadata
+    fold_method: str = _opt("stratified", choices=("stratified", "multilabel"))
+    group_by: str = "filepath"  # rows sharing this column share a fold (filepath: recording; author); empty: none
+    cv_min: int = _opt(0, lo=0)  # classes with fewer rows are trained on, never validated (0: off)
+    max_per_class: int = _opt(0, lo=0)  # downsample larger classes to this many rows, seeded (0: off)
 
 
 @dataclass
@@ -56,9 +62,13 @@ class SynthConfig:
 class ShardConfig:
     dir: str = ""  # output folder (local or gs://); empty: <output_dir>/<name>/shards
     target_mb: float = _opt(150.0, lo=0.01)  # close a shard when its PCM reaches this size
-    compression: str = _opt("", choices=("", "GZIP"))
+    compression: str = _opt("", choices=("", "GZIP"))  # GZIP: smaller files, slower to write and read
     workers: int = _opt(0, lo=0)  # decoding processes; 0: one per core
-    max_seconds: float = _opt(60.0, lo=0.5)  # long recordings: keep the first N seconds
+    max_seconds: float = _opt(60.0, lo=0.5)  # window length of the crops below
+    crop: str = _opt("first", choices=("first", "whole", "random", "boxes"))  # per recording: the first max_seconds, the whole file, `windows` random windows, or one window around each row's t_min/t_max box (rows without a box: the first)
+    windows: int = _opt(1, lo=1)  # random windows per recording (crop: random)
+    channel: int = _opt(-1, lo=-1)  # -1 averages the channels; k keeps channel k (files with fewer are skipped)
+    decoder: str = _opt("auto", choices=("auto", "soundfile", "tfio"))  # auto: soundfile, tensorflow-io only for formats libsndfile lacks
 
 
 @dataclass
@@ -71,16 +81,40 @@ class FrontendConfig:
     fmin: float = _opt(20.0, lo=0.0)
     fmax: float = _opt(16000.0, lo=100.0)
     mel_scale: str = _opt("slaney", choices=("slaney", "htk"))
+    power: float = _opt(2.0, choices=(1.0, 2.0))  # mel of |STFT|^power: 2 power (10 log10 dB), 1 magnitude (20 log10)
     top_db: float = _opt(80.0, lo=1.0)  # per-example dB floor below the clip's maximum
+    normalize: str = _opt("zscore_minmax", choices=("zscore_minmax", "zscore", "minmax", "none"))  # per example
     channels: int = _opt(3, choices=(1, 3))  # 3 for ImageNet backbones
 
 
 @dataclass
 class AugmentConfig:
-    noise_prob: float = _opt(0.35, lo=0.0, hi=1.0)  # Gaussian noise on the waveform
+    crop: str = _opt("random", choices=("random", "start", "box"))  # training window: random, the first clip_seconds, or around the record's t_min/t_max box
+    pad: str = _opt("random", choices=("random", "constant", "repeat"))  # short clips in training: zeros at a random offset, zeros after, or tiled
+    trim_db: float = _opt(0.0, lo=0.0)  # training: trim leading/trailing audio this many dB below the loudest frame; 0 off
+    noise_prob: float = _opt(0.35, lo=0.0, hi=1.0)  # Gaussian noise at a random SNR
     noise_snr_db: list[float] = _opt([10.0, 40.0])
-    mixup_prob: float = _opt(0.65, lo=0.0, hi=1.0)
-    mixup_alpha: float = _opt(0.5, lo=0.0)
+    gauss_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # Gaussian noise at a fixed level (absolute std)
+    gauss_std: list[float] = _opt([0.001, 0.015])  # [low, high] noise standard deviation (full scale 1)
+    pink_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # pink (1/f) noise at a random SNR
+    pink_snr_db: list[float] = _opt([10.0, 40.0])
+    shift_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # time shift by up to shift_max of the clip
+    shift_max: float = _opt(0.5, lo=0.0, hi=1.0)
+    shift_mode: str = _opt("roll", choices=("roll", "pad"))  # roll wraps around; pad fills with zeros
+    gain_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # volume change
+    gain_db: list[float] = _opt([-6.0, 6.0])
+    stretch_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # time stretch (phase vocoder, pitch kept, clip length kept)
+    stretch_rate: list[float] = _opt([0.8, 1.25])  # [low, high] speed factor; > 1 is faster
+    pitch_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # pitch shift (phase vocoder + resampling, length kept)
+    pitch_semitones: list[float] = _opt([-2.0, 2.0])
+    background_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # mix in a no-call clip from `background`
+    background_snr_db: list[float] = _opt([3.0, 30.0])  # [low, high] clip-to-background power ratio
+    background: str = ""  # folder or glob of no-call audio: TFRecord shards (*.tfrec) or audio files
+    mixup_prob: float = _opt(0.65, lo=0.0, hi=1.0)  # per example: mix with another clip of the batch
+    mixup_alpha: float = _opt(0.5, lo=0.0)  # lambda ~ Beta(alpha, alpha), one per example
+    cutmix_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # per example: paste a time segment of another clip
+    cutmix_alpha: float = _opt(2.5, lo=0.0)
+    mix_labels: str = _opt("weight", choices=("weight", "max"))  # mixed targets: lambda-weighted, or the max of both (BirdCLEF 2024 winners)
     freq_mask_prob: float = _opt(0.5, lo=0.0, hi=1.0)
     freq_masks: int = _opt(1, lo=0)
     freq_mask_width: int = _opt(10, lo=0)
@@ -93,9 +127,17 @@ class AugmentConfig:
 class ModelConfig:
     name: str = "efficientnet_b0"  # see birdtpu.models.registry.MODELS
     pretrained: str = "imagenet"  # imagenet | none | path to a weights file (local or gs://)
-    dropout: float = _opt(0.2, lo=0.0, hi=0.95)
+    head: str = _opt("clip", choices=("clip", "sed"))  # clip: the architecture's pooling head; sed: attention SED head
+    neck: int = _opt(0, lo=0)  # units of a Dense + ReLU neck before the classifier; 0: none
+    dropout: float = _opt(0.2, lo=0.0, hi=0.95)  # before the classifier (and inside the SED head)
+    backbone_dropout: float = _opt(0.2, lo=0.0, hi=0.95)  # EfficientNet drop-connect; cnn14/fat2019 dropout between blocks
     activation: str = _opt("softmax", choices=("softmax", "sigmoid"))
+    sed_clip_weight: float = _opt(0.5, lo=0.0, hi=1.0)  # sed: output = w x clipwise + (1 - w) x max over frames
+    width: float = _opt(1.0, lo=0.05, hi=4.0)  # channel multiplier of cnn14 and fat2019 (1: published widths)
+    global_features: bool = False  # fat2019: the Freesound 2019 global-feature (128 windows x 12 stats) branch
     bn_momentum: float = _opt(0.0, lo=0.0, hi=0.9999)  # 0 keeps the backbone's (0.99); 0.9 for short runs from scratch
+    sync_bn: bool = False  # BatchNorm statistics over the global batch (all replicas) instead of per replica
+    init_from: str = ""  # fine-tune: a pretrained .keras or .weights.h5 loaded by layer name, mismatched layers skipped
 
 
 @dataclass
@@ -241,6 +283,20 @@ def _validate(cfg: Config) -> None:
         pair = getattr(getattr(cfg, section), name)
         if len(pair) != 2 or pair[0] > pair[1]:
             raise ConfigError(f"{key}: expected [low, high], got {pair}")
+    aug = cfg.augment
+    for name in ("gauss_std", "pink_snr_db", "gain_db", "stretch_rate", "pitch_semitones", "background_snr_db"):
+        pair = getattr(aug, name)
+        if len(pair) != 2 or pair[0] > pair[1]:
+            raise ConfigError(f"augment.{name}: expected [low, high], got {pair}")
+    if aug.gauss_std[0] < 0:
+        raise ConfigError(f"augment.gauss_std: must not be negative, got {aug.gauss_std}")
+    if aug.stretch_rate[0] <= 0:
+        raise ConfigError(f"augment.stretch_rate: must be above 0, got {aug.stretch_rate}")
+    for name in ("mixup", "cutmix"):
+        if getattr(aug, f"{name}_prob") > 0 and getattr(aug, f"{name}_alpha") <= 0:
+            raise ConfigError(f"augment.{name}_alpha: must be above 0 when augment.{name}_prob is set")
+    if aug.background_prob > 0 and not aug.background:
+        raise ConfigError("augment.background: set a folder or glob of no-call audio for augment.background_prob")
 
 
 def parse_override(text: str) -> tuple[list[str], object]:

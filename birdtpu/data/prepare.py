@@ -6,14 +6,14 @@ import pandas as pd
 
 from birdtpu import io
 from birdtpu.config import join, to_dict
-from birdtpu.data import catalog, folds, shards
+from birdtpu.data import catalog, folds, sampling, shards
 from birdtpu.errors import DataError
 
 
 def ensure_dataset(cfg, log=print) -> None:
     """Write the synthetic dataset into `data.root` when `data.synthesize` and it has no metadata."""
     meta = join(cfg.data.root, cfg.data.metadata)
-    if io.exists(meta):
+    if cfg.data.table or cfg.data.format != "birdclef" or io.exists(meta):
         return
     if not cfg.data.synthesize:
         raise DataError(f"{meta}: metadata file not found (set data.root, or data.synthesize: true for the demo)")
@@ -24,15 +24,27 @@ def ensure_dataset(cfg, log=print) -> None:
 
 
 def load_catalog(cfg) -> tuple[pd.DataFrame, list[str]]:
-    """The folded catalog of `data.root` and its label map."""
-    df = catalog.read_birdclef(cfg.data.root, cfg.data.metadata, cfg.data.audio_dir)
-    df["fold"] = folds.stratified_folds(df, cfg.data.num_folds, cfg.runtime.seed)
-    return df, catalog.label_map(df)
+    """The run's catalog (from `data.table`, or root's metadata in `data.format`), sampled and
+    folded, and its label map. A table that has a `fold` column keeps its folds."""
+    d = cfg.data
+    if d.table:
+        df = catalog.read_table(d.table)
+    elif d.format == "birdclef":
+        df = catalog.read_birdclef(d.root, d.metadata, d.audio_dir)
+    else:
+        df = catalog.read_source(d.format, d.root)
+    if d.max_per_class:
+        df = sampling.downsample(df, d.max_per_class, cfg.runtime.seed)
+    if d.cv_min:
+        df = sampling.filter_rare(df, d.cv_min)
+    if "fold" not in df.columns:
+        df["fold"] = folds.make_folds(df, d.num_folds, cfg.runtime.seed, d.fold_method, d.group_by or None)
+    return df.reset_index(drop=True), catalog.label_map(df)
 
 
 def _shard_settings(cfg) -> dict:
     """What a shard set depends on; a manifest built with other settings is not reused."""
-    return {"data": {k: v for k, v in to_dict(cfg)["data"].items() if k not in ("fold", "synthesize")},
+    return {"data": {k: v for k, v in to_dict(cfg)["data"].items() if k not in ("fold", "synthesize", "soundscape_dir")},
             "shards": {k: v for k, v in to_dict(cfg)["shards"].items() if k != "workers"},
             "seed": cfg.runtime.seed}
 

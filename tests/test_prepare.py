@@ -1,0 +1,49 @@
+"""Config -> catalog -> folds -> shards: the data settings of a recipe reach the shard set."""
+
+import numpy as np
+import pytest
+
+from birdtpu.config import load_config
+from birdtpu.data import catalog
+from birdtpu.data.folds import TRAIN_ONLY
+from birdtpu.data.prepare import ensure_shards, load_catalog
+from birdtpu.data.shards import shard_paths
+from birdtpu.errors import DataError
+from conftest import tiny_overrides
+
+
+def quiet(*_):
+    pass
+
+
+def test_catalog_table_with_its_folds_is_sharded_as_given(tiny_data, tmp_path):
+    root, _ = tiny_data
+    df = catalog.read_birdclef(root)
+    df["fold"] = np.arange(len(df)) % 3
+    df.loc[0, "fold"] = TRAIN_ONLY
+    table = str(tmp_path / "merged.csv")
+    catalog.write_table(df, table)
+    cfg = load_config(None, tiny_overrides(tmp_path, f"data.table={table}", "data.root=/nonexistent"))
+    manifest = ensure_shards(cfg, quiet)
+    assert manifest["per_fold"] == {"-1": 1, "0": 5, "1": 6, "2": 6}
+    train = shard_paths(cfg.shard_dir, manifest, exclude=[0])
+    assert any("fold-1-" in p for p in train) and not any("fold0-" in p for p in train)
+
+
+def test_sampling_and_rare_classes(tiny_data, tmp_path):
+    root, _ = tiny_data
+    cfg = load_config(None, tiny_overrides(tmp_path, f"data.root={root}", "data.max_per_class=4"))
+    df, classes = load_catalog(cfg)
+    assert len(classes) == 3 and df.label.value_counts().max() == 4 and len(df) == 12
+    cfg = load_config(None, tiny_overrides(tmp_path, f"data.root={root}", "data.cv_min=7"))
+    df, _ = load_catalog(cfg)
+    assert (df.fold == TRAIN_ONLY).all()  # every class has 6 < 7 clips: none validated
+
+
+def test_other_formats_need_their_metadata(tmp_path):
+    cfg = load_config(None, tiny_overrides(tmp_path, "data.format=fat2019-curated", f"data.root={tmp_path}/fat"))
+    with pytest.raises(DataError, match="train_curated.csv"):
+        ensure_shards(cfg, quiet)
+    cfg = load_config(None, tiny_overrides(tmp_path, "data.format=nope"))
+    with pytest.raises(DataError, match="unknown metadata format 'nope'"):
+        ensure_shards(cfg, quiet)
