@@ -16,7 +16,7 @@ TINY = [
     "synth.num_species=3", "synth.clips_per_species=6", "synth.min_seconds=2", "synth.max_seconds=4",
     "synth.num_soundscapes=2", "synth.soundscape_seconds=12",
     "shards.target_mb=0.2", "shards.workers=1",
-    "frontend.clip_seconds=2", "frontend.n_fft=256", "frontend.frames=32", "frontend.n_mels=16",
+    "frontend.clip_seconds=2", "frontend.n_fft=256", "frontend.frames=32", "frontend.n_mels=32",
     "frontend.fmax=8000",
     "model.pretrained=none", "model.name=efficientnet_b0", "model.bn_momentum=0.9",
     "train.epochs=1", "train.batch_size=4", "train.steps_per_epoch=2", "train.warmup_epochs=0",

@@ -64,4 +64,5 @@ def ensure_shards(cfg, log=print, rebuild: bool = False) -> dict:
     ensure_dataset(cfg, log)
     df, classes = load_catalog(cfg)
     weights = catalog.targets(df, classes, cfg.data.secondary_weight)
-    return shards.build_shards(df, classes, out, cfg.data.sample_rate, cfg.shards, settings, weights, log)
+    return shards.build_shards(df, classes, out, cfg.data.sample_rate, cfg.shards, settings, weights, log,
+                               seed=cfg.runtime.seed)
