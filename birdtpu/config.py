@@ -65,10 +65,10 @@ class ShardConfig:
     compression: str = _opt("", choices=("", "GZIP"))  # GZIP: smaller files, slower to write and read
     workers: int = _opt(0, lo=0)  # decoding processes; 0: one per core
     max_seconds: float = _opt(60.0, lo=0.5)  # window length of the crops below
-    crop: str = _opt("first", choices=("first", "whole", "random", "boxes"))  # per recording: the first max_seconds, the whole file, `windows` random windows, or one window around each row's t_min/t_max box (rows without a box: the first)
+    crop: str = _opt("first", choices=("first", "whole", "random", "boxes"))  # first max_seconds | whole file | `windows` random windows | a window around each t_min/t_max box
     windows: int = _opt(1, lo=1)  # random windows per recording (crop: random)
     channel: int = _opt(-1, lo=-1)  # -1 averages the channels; k keeps channel k (files with fewer are skipped)
-    decoder: str = _opt("auto", choices=("auto", "soundfile", "tfio"))  # auto: soundfile, tensorflow-io only for formats libsndfile lacks
+    decoder: str = _opt("auto", choices=("auto", "soundfile", "tfio"))  # auto: soundfile; tensorflow-io for formats libsndfile lacks
 
 
 @dataclass
@@ -145,15 +145,24 @@ class TrainConfig:
     epochs: int = _opt(25, lo=1)
     batch_size: int = _opt(32, lo=1)  # per replica; the global batch is this x replicas
     steps_per_epoch: int = _opt(0, lo=0)  # 0: one pass over the training shards
-    lr: float = _opt(1e-3, lo=0.0)
-    warmup_epochs: int = _opt(5, lo=0)
-    loss: str = _opt("cce", choices=("cce", "bce"))
+    lr: float = _opt(1e-3, lo=0.0)  # peak learning rate (lr_scale global_batch: per sample of the global batch)
+    lr_scale: str = _opt("none", choices=("none", "global_batch"))  # global_batch: peak = lr x global batch (awsaf49)
+    schedule: str = _opt("cosine", choices=("cosine", "step", "exponential", "constant"))  # after the warm-up
+    warmup_epochs: int = _opt(5, lo=0)  # linear ramp from min_lr_ratio x peak to the peak
+    min_lr_ratio: float = _opt(0.01, lo=0.0, hi=1.0)  # warm-up start and decay floor, as a fraction of the peak
+    lr_decay: float = _opt(0.5, lo=0.0, hi=1.0)  # step: factor every lr_step_epochs; exponential: factor per epoch
+    lr_step_epochs: int = _opt(5, lo=1)  # step schedule: epochs between drops
+    loss: str = _opt("cce", choices=("cce", "bce", "focal_bce", "focal_cce"))
     label_smoothing: float = _opt(0.05, lo=0.0, hi=0.5)
+    focal_gamma: float = _opt(2.0, lo=0.0)  # focal losses: the focusing exponent (0: plain cross-entropy)
     optimizer: str = _opt("adam", choices=("adam", "adamw"))
     weight_decay: float = _opt(1e-4, lo=0.0)  # adamw only
     shuffle_buffer: int = _opt(1024, lo=1)
     jit_compile: str = _opt("auto", choices=("auto", "true", "false"))  # auto: on for TPU/GPU
     steps_per_execution: int = _opt(1, lo=1)  # raise on TPU (e.g. 32)
+    monitor: str = _opt("val_auc", choices=("val_auc", "val_pr_auc", "val_loss"))  # best checkpoint, early stopping
+    early_stopping: int = _opt(0, lo=0)  # patience in epochs without a better monitor value; 0: off
+    backup_steps: int = _opt(0, lo=0)  # also back up every N steps to resume mid-epoch; 0: at epoch ends only
 
 
 @dataclass
@@ -167,16 +176,26 @@ class RuntimeConfig:
 
 @dataclass
 class InferConfig:
-    model: str = ""  # empty: the run's model.keras
-    window_seconds: float = _opt(5.0, lo=0.1)
+    model: str = ""  # empty: the run's model.keras; .keras, SavedModel folder or .tflite; several, comma-separated, are blended
+    window_seconds: float = _opt(5.0, lo=0.1)  # one row per window; a model with a longer clip gets context from the neighbours
+    hop_seconds: float = _opt(0.0, lo=0.0)  # step between windows; 0: window_seconds (no overlap)
     batch_size: int = _opt(64, lo=1)
+    tta_shifts: list[float] = _opt([])  # each window is also scored shifted by these seconds, then averaged ([-1, 1]: 3TTA)
+    smooth: list[float] = _opt([])  # weights over a window and its neighbours, odd length (e.g. [0.25, 0.5, 0.25]); empty: none
+    aggregate: str = _opt("none", choices=("none", "max", "mean"))  # max/mean: one row per recording instead of per window
+    stacker: str = ""  # a stacker from `birdtpu stack` blends the models (in infer.model order); empty: their mean
+    sample_submission: str = ""  # column order; empty: <data.root>/sample_submission.csv where it exists; none: the model's
+    threads: int = _opt(0, lo=0)  # TFLite (XNNPACK) threads; 0: one per core
+    check_windows: int = _opt(4, lo=0)  # windows on which an export is checked against its Keras model; 0: no check
     submission: str = ""  # empty: <run dir>/submission.csv
 
 
 @dataclass
 class TrackingConfig:
-    wandb: str = _opt("disabled", choices=("disabled", "offline", "online"))
+    wandb: str = _opt("disabled", choices=("disabled", "offline", "online"))  # offline: a local run folder to sync later
     project: str = "birdtpu"
+    entity: str = ""  # W&B team or user; empty: the key's default (the key comes from WANDB_API_KEY, never the recipe)
+    log_model: bool = True  # upload the best model.keras as a W&B artifact when the run ends
 
 
 @dataclass
@@ -268,6 +287,16 @@ def _build(cls, data, prefix: str):
 
 def _validate(cfg: Config) -> None:
     """Checks that span fields."""
+    model = cfg.model
+    own_cnn = model.name.startswith(("cnn14", "fat2019"))
+    if model.width != 1.0 and not own_cnn:
+        raise ConfigError(f"model.width: applies to cnn14 and fat2019 models only, not {model.name}")
+    if model.global_features and (not model.name.startswith("fat2019") or model.head != "clip"):
+        raise ConfigError("model.global_features: needs a fat2019 model with model.head: clip")
+    if model.pretrained == "imagenet" and own_cnn:
+        raise ConfigError(f"model.pretrained: there are no ImageNet weights for {model.name}; use none or a weights file")
+    if model.pretrained == "imagenet" and cfg.frontend.channels != 3 and not model.init_from:
+        raise ConfigError("model.pretrained: ImageNet weights need frontend.channels: 3")
     if cfg.data.fold >= cfg.data.num_folds:
         raise ConfigError(f"data.fold: {cfg.data.fold} must be below data.num_folds ({cfg.data.num_folds})")
     if cfg.synth.min_seconds > cfg.synth.max_seconds:
@@ -283,6 +312,14 @@ def _validate(cfg: Config) -> None:
         pair = getattr(getattr(cfg, section), name)
         if len(pair) != 2 or pair[0] > pair[1]:
             raise ConfigError(f"{key}: expected [low, high], got {pair}")
+    inf = cfg.infer
+    if inf.hop_seconds > inf.window_seconds:
+        raise ConfigError(f"infer.hop_seconds: {inf.hop_seconds} leaves gaps between windows of "
+                          f"infer.window_seconds ({inf.window_seconds})")
+    if any(abs(s) >= inf.window_seconds for s in inf.tta_shifts):
+        raise ConfigError(f"infer.tta_shifts: each shift must be shorter than infer.window_seconds, got {inf.tta_shifts}")
+    if inf.smooth and (len(inf.smooth) % 2 == 0 or min(inf.smooth) < 0 or sum(inf.smooth) <= 0):
+        raise ConfigError(f"infer.smooth: expected an odd number of weights >= 0 with a positive sum, got {inf.smooth}")
     aug = cfg.augment
     for name in ("gauss_std", "pink_snr_db", "gain_db", "stretch_rate", "pitch_semitones", "background_snr_db"):
         pair = getattr(aug, name)

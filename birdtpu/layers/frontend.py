@@ -1,6 +1,8 @@
 """The model's front: waveform -> mel power (kapre) -> per-example dB -> per-example normalisation
 -> SpecAugment masks (training only) -> image for an ImageNet backbone.
 
+`frontend(cfg, sample_rate, augment)` builds it as one Sequential from the config.
+
 All layers run in float32 (also under a mixed-precision policy), have static shapes and no
 Python control flow on tensor values, so they compile with XLA as on a TPU. Nothing depends on
 the other clips of a batch: every max, mean and floor is taken per example.
@@ -9,7 +11,7 @@ the other clips of a batch: every max, mean and floor is taken per example.
 from __future__ import annotations
 
 import keras
-from kapre import STFT, ApplyFilterbank, Magnitude, MagnitudeToDecibel
+from kapre import STFT, ApplyFilterbank, Magnitude
 from keras import ops
 
 _PKG = "birdtpu"
@@ -17,21 +19,24 @@ _PKG = "birdtpu"
 
 @keras.saving.register_keras_serializable(package=_PKG)
 class MelSpectrogram(keras.layers.Layer):
-    """(batch, samples) waveform -> (batch, n_mels, frames, 1) mel power spectrogram.
+    """(batch, samples) waveform -> (batch, n_mels, frames, 1) mel spectrogram of |STFT|^power.
 
-    Frames are centred as in librosa (`center=True`, zero padding of n_fft // 2 each side), and the
-    first `frames` are kept. hop = samples // (frames - 1) when hop_length is 0.
+    kapre STFT (Hann window), magnitude and mel filterbank (librosa's, Slaney-normalised; Slaney or
+    HTK mel scale), as `librosa.feature.melspectrogram(center=True, pad_mode="constant")`: frames
+    are centred with n_fft // 2 zeros each side and the first `frames` are kept.
+    hop = samples // (frames - 1) when hop_length is 0. power 2: power, 1: magnitude.
     """
 
     def __init__(self, samples: int, sample_rate: int, frames: int = 384, n_fft: int = 2048,
                  win_length: int = 0, hop_length: int = 0, n_mels: int = 128, fmin: float = 20.0,
-                 fmax: float = 16000.0, htk: bool = False, **kwargs):
+                 fmax: float = 16000.0, htk: bool = False, power: float = 2.0, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.samples, self.sample_rate, self.frames = int(samples), int(sample_rate), int(frames)
         self.n_fft, self.win_length = int(n_fft), int(win_length or n_fft)
         self.hop_length = int(hop_length or samples // (frames - 1))
         self.n_mels, self.fmin, self.fmax, self.htk = int(n_mels), float(fmin), float(fmax), bool(htk)
+        self.power = float(power)
         if 1 + self.samples // self.hop_length < self.frames:
             raise ValueError(f"{self.frames} frames do not fit {self.samples} samples at hop {self.hop_length}")
         self.stft = STFT(n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
@@ -50,8 +55,9 @@ class MelSpectrogram(keras.layers.Layer):
     def call(self, waveform):
         pad = self.n_fft // 2
         x = ops.pad(ops.cast(waveform, "float32"), [[0, 0], [pad, pad]])[:, :, None]
-        power = ops.square(self.magnitude(self.stft(x)))  # (batch, time, freq, 1)
-        mel = self.mel(power)[:, : self.frames]  # (batch, frames, mels, 1)
+        mag = self.magnitude(self.stft(x))  # (batch, time, freq, 1)
+        spec = ops.square(mag) if self.power == 2.0 else ops.power(mag, self.power)
+        mel = self.mel(spec)[:, : self.frames]  # (batch, frames, mels, 1)
         return ops.transpose(mel, (0, 2, 1, 3))
 
     def compute_output_shape(self, input_shape):
@@ -61,27 +67,59 @@ class MelSpectrogram(keras.layers.Layer):
         return {**super().get_config(), "samples": self.samples, "sample_rate": self.sample_rate,
                 "frames": self.frames, "n_fft": self.n_fft, "win_length": self.win_length,
                 "hop_length": self.hop_length, "n_mels": self.n_mels, "fmin": self.fmin,
-                "fmax": self.fmax, "htk": self.htk}
+                "fmax": self.fmax, "htk": self.htk, "power": self.power}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class PowerToDb(keras.layers.Layer):
+    """Mel power (or magnitude, power=1) -> dB, floored per example at its own maximum - top_db.
+
+    dB = (20 / power) * log10(max(x, amin)): librosa's power_to_db (power 2) or amplitude_to_db
+    (power 1) with ref=1 and the floor taken over each example alone, never over the batch.
+    """
+
+    def __init__(self, top_db: float = 80.0, power: float = 2.0, amin: float = 1e-10, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.top_db, self.power, self.amin = float(top_db), float(power), float(amin)
+
+    def call(self, x):
+        db = (20.0 / self.power) * ops.log10(ops.maximum(x, self.amin))
+        axes = tuple(range(1, len(x.shape)))
+        return ops.maximum(db, ops.max(db, axis=axes, keepdims=True) - self.top_db)
+
+    def get_config(self):
+        return {**super().get_config(), "top_db": self.top_db, "power": self.power, "amin": self.amin}
+
+
+NORMALIZE_MODES = ("zscore_minmax", "zscore", "minmax", "none")
 
 
 @keras.saving.register_keras_serializable(package=_PKG)
 class NormalizeSpectrogram(keras.layers.Layer):
-    """Per-example z-score then min-max to [0, 1] (a constant clip maps to 0)."""
+    """Per-example normalisation: z-score, min-max to [0, 1], both (z-score then min-max), or none.
 
-    def __init__(self, epsilon: float = 1e-6, **kwargs):
+    Statistics are taken over each example alone; a constant example maps to 0.
+    """
+
+    def __init__(self, mode: str = "zscore_minmax", epsilon: float = 1e-6, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
+        if mode not in NORMALIZE_MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {', '.join(NORMALIZE_MODES)}")
+        self.mode, self.epsilon = mode, float(epsilon)
 
     def call(self, x):
         axes = tuple(range(1, len(x.shape)))
-        x = (x - ops.mean(x, axis=axes, keepdims=True)) / (ops.std(x, axis=axes, keepdims=True) + self.epsilon)
-        lo = ops.min(x, axis=axes, keepdims=True)
-        hi = ops.max(x, axis=axes, keepdims=True)
-        return (x - lo) / (hi - lo + self.epsilon)
+        if self.mode in ("zscore", "zscore_minmax"):
+            x = (x - ops.mean(x, axis=axes, keepdims=True)) / (ops.std(x, axis=axes, keepdims=True) + self.epsilon)
+        if self.mode in ("minmax", "zscore_minmax"):
+            lo = ops.min(x, axis=axes, keepdims=True)
+            x = (x - lo) / (ops.max(x, axis=axes, keepdims=True) - lo + self.epsilon)
+        return x
 
     def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+        return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package=_PKG)
@@ -89,8 +127,8 @@ class SpecAugment(keras.layers.Layer):
     """Frequency and time masks on (batch, mels, frames, ch), vectorised over the batch.
 
     Each of `freq_masks` (`time_masks`) masks applies with probability `freq_prob` (`time_prob`)
-    and has a width drawn uniformly in [0, width]; masked cells take the value `fill`.
-    Active only in training.
+    and has a width drawn uniformly in [0, width]; masked cells take the value `fill`. Every
+    example draws its own masks. Active only in training.
     """
 
     def __init__(self, freq_masks=1, freq_width=10, freq_prob=0.5, time_masks=2, time_width=25,
@@ -146,17 +184,20 @@ class ToImage(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels, "scale": self.scale}
 
 
-def frontend(cfg, sample_rate: int, augment=None, name: str = "frontend") -> keras.Sequential:
-    """The front as one Sequential from a FrontendConfig (and AugmentConfig for the masks)."""
+def frontend(cfg, sample_rate: int, augment=None, name: str = "frontend", seed=None) -> keras.Sequential:
+    """The front as one Sequential from a FrontendConfig (and AugmentConfig for the masks, drawn
+    from `seed`): (batch, samples) waveforms -> (batch, n_mels, frames, channels)."""
     samples = int(round(cfg.clip_seconds * sample_rate))
     layers = [
         MelSpectrogram(samples, sample_rate, frames=cfg.frames, n_fft=cfg.n_fft, win_length=cfg.win_length,
-                       n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax, htk=cfg.mel_scale == "htk"),
-        MagnitudeToDecibel(ref_value=1.0, amin=1e-10, dynamic_range=cfg.top_db, dtype="float32"),
-        NormalizeSpectrogram(),
+                       n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax, htk=cfg.mel_scale == "htk",
+                       power=cfg.power),
+        PowerToDb(cfg.top_db, power=cfg.power),
+        NormalizeSpectrogram(cfg.normalize),
     ]
     if augment is not None:
         layers.append(SpecAugment(augment.freq_masks, augment.freq_mask_width, augment.freq_mask_prob,
-                                  augment.time_masks, augment.time_mask_width, augment.time_mask_prob))
+                                  augment.time_masks, augment.time_mask_width, augment.time_mask_prob,
+                                  seed=seed))
     layers.append(ToImage(cfg.channels, 255.0 if cfg.channels == 3 else 1.0, dtype="float32"))
     return keras.Sequential(layers, name=name)
