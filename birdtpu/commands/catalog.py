@@ -108,8 +108,12 @@ def _clean(df, args, say):
             notes.append(f"{path}: {len(unmatched)} entr{'y' if len(unmatched) == 1 else 'ies'} matched no "
                          f"row (first: {unmatched[0]})")
     if args.check_audio:
-        say(f"catalog: checking {df['filepath'].nunique()} recordings with {args.workers} worker(s)")
-        df, dropped = catalog.drop_unusable(df, args.workers)
+        from birdtpu.progress import Progress
+
+        files = df["filepath"].nunique()
+        say(f"catalog: checking {files} recordings with {args.workers} worker(s)")
+        with Progress(files, say, name="catalog: check-audio") as progress:
+            df, dropped = catalog.drop_unusable(df, args.workers, progress)
         drops.append(dropped)
     return df, drops, notes
 

@@ -13,6 +13,7 @@ import os
 from birdtpu.commands import log
 from birdtpu.commands.evaluate import metric_names
 from birdtpu.errors import ConfigError
+from birdtpu.progress import Progress
 
 
 def add_arguments(parser) -> None:
@@ -69,7 +70,12 @@ def run(args) -> int:
                                       learning_rate=args.learning_rate, batch_size=args.batch_size,
                                       max_epochs=args.max_epochs, patience=args.patience, seed=args.seed)
     log(f"stack: {len(y)} rows, {len(classes)} classes, {len(names)} models, {options.folds} folds")
-    report, oof, epochs = ensemble.cross_validate(y, x, classes, names, metrics, options, log)
+    with Progress(options.folds, log, name="stack", unit="folds") as progress:
+        def fold_done(line: str) -> None:  # cross_validate logs one line per finished fold
+            progress.message(line)
+            progress.advance()
+
+        report, oof, epochs = ensemble.cross_validate(y, x, classes, names, metrics, options, fold_done)
     model, _ = ensemble.fit_stacker(y, x, classes, names, options, epochs=epochs)
     io.makedirs(args.out)
     ensemble.save_stacker(model, os.path.join(args.out, "stacker.keras"))

@@ -587,22 +587,31 @@ def _probe(path: str) -> tuple[str | None, float]:
     return (reason, math.nan) if reason else (None, audio_info(path)[1])
 
 
-def probe_audio(paths: list[str], workers: int = 1) -> list[tuple[str | None, float]]:
-    """(reason the file is unusable or None, duration in seconds) per path; `workers` processes."""
+def probe_audio(paths: list[str], workers: int = 1, progress=None) -> list[tuple[str | None, float]]:
+    """(reason the file is unusable or None, duration in seconds) per path; `workers` processes.
+
+    `progress` (a birdtpu.progress.Progress) advances by one file, with its seconds, as each is probed.
+    """
+    def counted(results):
+        for reason, seconds in results:
+            if progress is not None:
+                progress.advance(1, 0.0 if reason else seconds)
+            yield reason, seconds
+
     if workers <= 1 or len(paths) < 2:
-        return [_probe(p) for p in paths]
+        return list(counted(map(_probe, paths)))
     ctx = multiprocessing.get_context("spawn")  # TensorFlow, if loaded, is not fork-safe
     with ProcessPoolExecutor(min(workers, len(paths)), mp_context=ctx) as pool:
-        return list(pool.map(_probe, paths, chunksize=max(1, len(paths) // (workers * 8))))
+        return list(counted(pool.map(_probe, paths, chunksize=max(1, len(paths) // (workers * 8)))))
 
 
-def drop_unusable(df: pd.DataFrame, workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+def drop_unusable(df: pd.DataFrame, workers: int = 1, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decode every recording once; drop unreadable, empty, all-zero or NaN ones, fill `duration`.
 
-    Returns (kept, dropped with each file's reason).
+    Returns (kept, dropped with each file's reason). `progress`: see `probe_audio`.
     """
     paths = df["filepath"].unique()
-    results = probe_audio(list(paths), workers)
+    results = probe_audio(list(paths), workers, progress)
     reason = df["filepath"].map(dict(zip(paths, (r for r, _ in results))))
     seconds = df["filepath"].map(dict(zip(paths, (s for _, s in results))))
     df = df.assign(duration=df["duration"].fillna(seconds))

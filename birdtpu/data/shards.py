@@ -16,7 +16,6 @@ import json
 import multiprocessing
 import os
 import re
-import sys
 import time
 import zlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -30,6 +29,7 @@ from birdtpu import io
 from birdtpu.config import join
 from birdtpu.data.audio import AudioError, audio_info, container_problem, load_audio
 from birdtpu.errors import DataError
+from birdtpu.progress import Progress
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -416,53 +416,7 @@ def _remove_temporaries(out_dir: str) -> int:
     return len(names)
 
 
-# ----------------------------------------------------------------------------- progress and workers
-
-class Progress:
-    """Recordings done out of `total`: a tqdm bar when stderr is a terminal, else a plain log line
-    every `every` seconds (CI and Kaggle logs). `message` prints a line without breaking the bar."""
-
-    def __init__(self, total: int, log, every: float = 30.0, tty: bool | None = None):
-        self.total, self.log, self.every = total, log, every
-        self.done, self.seconds = 0, 0.0
-        self.started = self.last = time.monotonic()
-        self.bar = None
-        if total and (sys.stderr.isatty() if tty is None else tty):
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="rec", desc="shard", file=sys.stderr, dynamic_ncols=True)
-
-    def advance(self, recordings: int, seconds: float) -> None:
-        """Count `recordings` more, holding `seconds` of audio."""
-        self.done += recordings
-        self.seconds += seconds
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{self.seconds / 3600:.2f} h audio", refresh=False)
-            self.bar.update(recordings)
-        elif time.monotonic() - self.last >= self.every:
-            self.last = time.monotonic()
-            self.log(self.line())
-
-    def line(self) -> str:
-        """One plain progress line."""
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        left = elapsed * (self.total - self.done) / self.done if self.done else float("nan")
-        return (f"shard: {self.done}/{self.total} recordings ({100 * self.done / max(self.total, 1):.0f}%), "
-                f"{self.seconds / 3600:.2f} h of audio, {self.seconds / 60 / elapsed:.2f} audio-h/min, "
-                f"{elapsed:.0f} s elapsed, ~{left:.0f} s left")
-
-    def message(self, text: str) -> None:
-        """Log `text` (above the bar, where there is one)."""
-        if self.bar is None:
-            self.log(text)
-            return
-        with self.bar.external_write_mode(file=sys.stderr):
-            self.log(text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
+# ----------------------------------------------------------------------------- workers
 
 _QUEUE = None  # a worker's channel for per-row progress
 
