@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -185,7 +186,7 @@ class InferConfig:
     aggregate: str = _opt("none", choices=("none", "max", "mean"))  # max/mean: one row per recording instead of per window
     stacker: str = ""  # a stacker from `birdtpu stack` blends the models (in infer.model order); empty: their mean
     sample_submission: str = ""  # column order; empty: <data.root>/sample_submission.csv where it exists; none: the model's
-    threads: int = _opt(0, lo=0)  # TFLite (XNNPACK) threads; 0: one per core
+    threads: int = _opt(0, lo=0)  # TFLite: single-threaded interpreters sharing each batch in parallel; 0: one per core
     check_windows: int = _opt(4, lo=0)  # windows on which an export is checked against its Keras model; 0: no check
     submission: str = ""  # empty: <run dir>/submission.csv
 
@@ -246,9 +247,16 @@ def _check_value(value, tp, key: str, meta: dict):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     elif tp is str:
         if value is None:
             value = ""

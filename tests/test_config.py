@@ -67,3 +67,9 @@ def test_saved_config_round_trips(tmp_path):
         data = yaml.safe_load(fh)
     assert config_from_dict(data) == cfg
     assert to_dict(Config()) != to_dict(cfg)
+
+
+def test_numbers_in_exponent_form_and_non_finite():
+    assert load_config(None, ["train.lr=1e-3"]).train.lr == 0.001
+    with pytest.raises(ConfigError, match="train.lr: expected a finite number"):
+        load_config(None, ["train.lr=nan"])

@@ -1,17 +1,27 @@
-"""`birdtpu fit`: train a recipe (building its shards first where missing)."""
+"""`birdtpu fit`: train a recipe (building its shards first where missing): one fold or K folds."""
 
 from birdtpu.commands import add_config_arguments, config_from_args, log
 
 
 def add_arguments(parser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--fold", type=int, help="validation fold (overrides data.fold)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--fold", type=int, help="validation fold of a single run (overrides data.fold)")
+    which.add_argument("--folds", metavar="all|K,K,...",
+                       help="train these folds, each in <run>/fold<k>/, then write the pooled oof.csv and truth.csv")
 
 
 def run(args) -> int:
     if args.fold is not None:
         args.overrides.append(f"data.fold={args.fold}")
     cfg = config_from_args(args)
+    if args.folds is not None:
+        from birdtpu.train.cv import fit_folds, parse_folds
+
+        scores = fit_folds(cfg, parse_folds(args.folds, cfg.data.num_folds), log)
+        print(f"{cfg.run_dir}: oof.csv, truth.csv, cv.json and fold<k>/; "
+              f"pooled out-of-fold macro ROC-AUC {scores['macro_roc_auc']:.4f}")
+        return 0
     from birdtpu.train.fit import fit
 
     scores = fit(cfg, log)

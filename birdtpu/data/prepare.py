@@ -45,7 +45,7 @@ def load_catalog(cfg) -> tuple[pd.DataFrame, list[str]]:
 def _shard_settings(cfg) -> dict:
     """What a shard set depends on; a manifest built with other settings is not reused."""
     return {"data": {k: v for k, v in to_dict(cfg)["data"].items() if k not in ("fold", "synthesize", "soundscape_dir")},
-            "shards": {k: v for k, v in to_dict(cfg)["shards"].items() if k != "workers"},
+            "shards": {k: v for k, v in to_dict(cfg)["shards"].items() if k not in ("workers", "dir")},
             "seed": cfg.runtime.seed}
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import keras
 
 from birdtpu.errors import ConfigError
+from birdtpu.models.weights import load_backbone_weights
+
+MIN_SIZE = 32  # the smallest image side keras.applications accepts
+DEFAULT_DROP_CONNECT = 0.2  # keras.applications' drop_connect_rate; block b drops b / blocks of it
 
 _APPS = {
     **{f"efficientnet_b{i}": f"EfficientNetB{i}" for i in range(8)},
@@ -16,39 +17,31 @@ _APPS = {
 }
 
 
-def _local_copy(path: str) -> str:
-    """A local file for `path` (gs:// weights are copied to a temporary file)."""
-    if "://" not in path:
-        if not os.path.exists(path):
-            raise ConfigError(f"model.pretrained: weights file {path} not found")
-        return path
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        raise ConfigError(f"model.pretrained: weights file {path} not found")
-    local = os.path.join(tempfile.mkdtemp(prefix="birdtpu-weights-"), os.path.basename(path))
-    tf.io.gfile.copy(path, local, overwrite=True)
-    return local
-
-
-def efficientnet(name: str, input_shape: tuple[int, int, int], pretrained: str) -> keras.Model:
+def efficientnet(name: str, input_shape: tuple[int, int, int], pretrained: str,
+                 drop_connect_rate: float = 0.2) -> keras.Model:
     """A headless backbone (feature map output). `pretrained`: imagenet, none or a weights file.
 
     A weights file is what `backbone.save_weights` wrote, or the keras.applications
-    `*_notop.h5` file for offline notebooks.
+    `*_notop.h5` file for offline notebooks. `drop_connect_rate` is the stochastic-depth rate of
+    the last block (keras.applications' argument, which its public constructors do not expose).
     """
     cls = getattr(keras.applications, _APPS[name])
-    weights = {"imagenet": "imagenet", "none": None, "": None}.get(pretrained, "file")
+    imagenet = pretrained == "imagenet"
+    if min(input_shape[:2]) < MIN_SIZE:  # five stride-2 stages with valid padding
+        raise ConfigError(f"model.name: {name} needs an image of at least {MIN_SIZE} x {MIN_SIZE}; "
+                          f"frontend.n_mels x frontend.frames is {input_shape[0]} x {input_shape[1]}")
     try:
-        model = cls(include_top=False, weights=None if weights == "file" else weights,
-                    input_shape=input_shape)
+        model = cls(include_top=False, weights="imagenet" if imagenet else None, input_shape=input_shape)
     except Exception as err:  # the ImageNet download needs internet
-        if weights == "imagenet":
+        if imagenet:
             raise ConfigError(f"model.pretrained: could not load ImageNet weights for {name} "
                               f"({str(err).splitlines()[0][:120]}); offline, give a weights file path") from None
         raise
-    if weights == "file":
-        model.load_weights(_local_copy(pretrained))
+    if not imagenet:
+        load_backbone_weights(model, pretrained)
+    for layer in model.layers:  # the per-block drop-connect rates scale with drop_connect_rate
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = layer.rate * drop_connect_rate / DEFAULT_DROP_CONNECT
     return model
 
 

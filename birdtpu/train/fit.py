@@ -1,9 +1,10 @@
 """`birdtpu fit`: one fold of one recipe, from shards to a saved model with its scores.
 
-Outputs in the run folder: config.yaml (resolved), model.keras (best on validation) with
-model.json (classes, sample rate, clip length), history.csv, oof_fold<k>.csv (validation
-predictions with clip ids) and metrics.json. A `backup/` folder lets a preempted run resume at
-the same epoch; it is removed when the run ends.
+Outputs in the run folder: config.yaml (resolved), model.keras (best on `train.monitor`) with
+model.json (classes, sample rate, clip length), history.csv and history.png, oof_fold<k>.csv
+(validation predictions: row_id + one column per class) with truth_fold<k>.csv (0/1 targets of
+the same rows) and metrics.json. A `backup/` folder lets a preempted run resume at the epoch and
+step of its last backup (birdtpu.train.callbacks); it is removed when the run ends.
 """
 
 from __future__ import annotations
@@ -19,31 +20,36 @@ from birdtpu.config import join, save_config
 from birdtpu.data.prepare import ensure_shards
 from birdtpu.data.shards import shard_paths
 from birdtpu.errors import DataError
+from birdtpu.tracking import Tracker, shard_audio, worst_clips_table
+
+WORST_CLIPS = 16  # validation clips with audio in the W&B table
 
 
-def _loss(cfg):
-    import keras
+def _keras_validation(val, n_val: int, global_batch: int, replicas: int, log):
+    """The (wave, target) validation batches Keras scores each epoch, of known length.
 
-    if cfg.train.loss == "bce":
-        return keras.losses.BinaryCrossentropy(label_smoothing=cfg.train.label_smoothing)
-    return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing)
+    Under N replicas a last batch of fewer than N clips would leave a replica an empty batch,
+    which Keras' convolutions refuse: that remainder is left out of the per-epoch metrics (the
+    out-of-fold scores after training use every clip).
+    """
+    import tensorflow as tf
+
+    val = val.map(lambda w, t, _: (w, t))
+    batches, rest = divmod(n_val, global_batch)
+    if 0 < rest < replicas:
+        if not batches:
+            raise DataError(f"validation fold has {n_val} clip(s), fewer than the {replicas} replicas")
+        log(f"fit: per-epoch validation leaves out the last {rest} clip(s) (fewer than {replicas} replicas); "
+            "the out-of-fold scores use all of them")
+        val = val.take(batches)
+    else:
+        batches += bool(rest)
+    # a known length also spares Keras' "input ran out of data" warning at each epoch
+    return val.apply(tf.data.experimental.assert_cardinality(batches))
 
 
-def _optimizer(cfg, steps_per_epoch: int):
-    """Adam or AdamW with a linear warm-up then cosine decay, per step."""
-    import keras
-
-    total = max(1, cfg.train.epochs * steps_per_epoch)
-    warmup = min(cfg.train.warmup_epochs * steps_per_epoch, total - 1)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=cfg.train.lr * 0.01 if warmup else cfg.train.lr, decay_steps=total - warmup,
-        alpha=0.01, warmup_target=cfg.train.lr if warmup else None, warmup_steps=warmup)
-    if cfg.train.optimizer == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=cfg.train.weight_decay)
-    return keras.optimizers.Adam(schedule)
-
-
-def _datasets(cfg, manifest: dict, global_batch: int):
+def _datasets(cfg, manifest: dict, global_batch: int, replicas: int, log):
+    """(training batches, validation batches with ids, validation for Keras, training clips)."""
     from birdtpu.data.pipeline import build_dataset
 
     classes = manifest["classes"]
@@ -53,23 +59,15 @@ def _datasets(cfg, manifest: dict, global_batch: int):
     if not train_paths or not val_paths:
         raise DataError(f"{cfg.shard_dir}: fold {cfg.data.fold} leaves no training or no validation shards")
     common = dict(num_classes=len(classes), clip_samples=samples, compression=cfg.shards.compression,
-                  seed=cfg.runtime.seed, deterministic=cfg.runtime.deterministic)
+                  seed=cfg.runtime.seed, deterministic=cfg.runtime.deterministic, sample_rate=cfg.data.sample_rate,
+                  log=log)
     train = build_dataset(train_paths, batch_size=global_batch, training=True, augment=cfg.augment,
                           shuffle_buffer=cfg.train.shuffle_buffer, **common)
-    val = build_dataset(val_paths, batch_size=global_batch, training=False, with_ids=True, **common)
+    val = build_dataset(val_paths, batch_size=global_batch, training=False, with_ids=True,
+                        trim_db=cfg.augment.trim_db, **common)
     n_train = sum(e["examples"] for e in manifest["shards"] if e["fold"] != cfg.data.fold)
-    return train, val, n_train
-
-
-def _callbacks(cfg, run_dir: str, monitor: str):
-    import keras
-
-    return [
-        keras.callbacks.BackupAndRestore(join(run_dir, "backup"), save_freq="epoch", delete_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(join(run_dir, "model.keras"), monitor=monitor, mode="max",
-                                        save_best_only=True),
-        keras.callbacks.CSVLogger(join(run_dir, "history.csv"), append=True),
-    ]
+    n_val = sum(e["examples"] for e in manifest["shards"] if e["fold"] == cfg.data.fold)
+    return train, val, _keras_validation(val, n_val, global_batch, replicas, log), n_train
 
 
 def predict_with_ids(model, dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -82,13 +80,60 @@ def predict_with_ids(model, dataset) -> tuple[np.ndarray, np.ndarray, list[str]]
     return np.concatenate(truth), np.concatenate(preds), ids
 
 
+def oof_tables(truth: np.ndarray, preds: np.ndarray, ids: list[str], classes: list[str],
+               log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(predictions, truth) as `row_id` + one column per class; truth is 1 where the target is
+    above 0. Repeated ids (upsampled copies of a recording) keep their first row, with a log line."""
+    pred = pd.DataFrame(preds, columns=classes)
+    pred.insert(0, "row_id", ids)
+    true = pd.DataFrame((truth > 0).astype(np.int8), columns=classes)
+    true.insert(0, "row_id", ids)
+    dup = pred["row_id"].duplicated().to_numpy()
+    if dup.any():
+        log(f"fit: {int(dup.sum())} validation row(s) repeat an id (copies of one recording): kept the first of each")
+        pred, true = pred[~dup].reset_index(drop=True), true[~dup].reset_index(drop=True)
+    return pred, true
+
+
+def compile_model(model, cfg, steps: int, global_batch: int, jit: bool, num_classes: int, log=print):
+    """Compile `model` for training: loss, optimizer with its schedule, ROC and PR AUC metrics."""
+    import keras
+
+    from birdtpu.train.losses import make_loss, make_optimizer
+    from birdtpu.train.schedules import make_schedule
+
+    schedule = make_schedule(cfg.train, steps, global_batch, log)
+    model.compile(optimizer=make_optimizer(cfg.train, schedule), loss=make_loss(cfg.train), jit_compile=jit,
+                  steps_per_execution=cfg.train.steps_per_execution,
+                  metrics=[keras.metrics.AUC(multi_label=True, num_labels=num_classes, name="auc"),
+                           keras.metrics.AUC(curve="PR", multi_label=True, num_labels=num_classes, name="pr_auc")])
+    return schedule
+
+
+def _train(model, cfg, train_ds, val, steps: int, start: tuple[int, int], callbacks: list) -> None:
+    """model.fit from (epoch, step): the rest of an interrupted epoch first, then whole epochs."""
+    epoch, step = start
+    if step:
+        model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step,
+                  validation_data=val, callbacks=callbacks, verbose=2)
+        epoch += 1
+        if model.stop_training:
+            return
+    if epoch < cfg.train.epochs:
+        model.fit(train_ds, initial_epoch=epoch, epochs=cfg.train.epochs, steps_per_epoch=steps,
+                  validation_data=val, callbacks=callbacks, verbose=2)
+
+
 def fit(cfg, log=print) -> dict:
-    """Train fold `data.fold` of `cfg`; returns the validation scores."""
+    """Train fold `data.fold` of `cfg`; returns the validation scores (macro_roc_auc, ...)."""
     import keras
 
     from birdtpu import runtime
-    from birdtpu.metrics import macro_roc_auc
+    from birdtpu.metrics import macro_roc_auc, top_k_accuracy
     from birdtpu.models.registry import build_model
+    from birdtpu.train import callbacks as cb
+    from birdtpu.train.finetune import init_from
+    from birdtpu.train.schedules import peak_lr
 
     run = runtime.setup(cfg.runtime)
     log(f"fit: device {run.device}, {run.replicas} replica(s), precision {run.precision}")
@@ -98,31 +143,54 @@ def fit(cfg, log=print) -> dict:
     manifest = ensure_shards(cfg, log)
     classes = manifest["classes"]
     global_batch = cfg.train.batch_size * run.replicas
-    train_ds, val_ds, n_train = _datasets(cfg, manifest, global_batch)
+    train_ds, val_ds, keras_val, n_train = _datasets(cfg, manifest, global_batch, run.replicas, log)
     steps = cfg.train.steps_per_epoch or max(1, math.ceil(n_train / global_batch))
     jit = run.jit_default if cfg.train.jit_compile == "auto" else cfg.train.jit_compile == "true"
+    tracker = Tracker(cfg, run_dir, log)
     with run.strategy.scope():
         model = build_model(cfg, len(classes))
-        model.compile(optimizer=_optimizer(cfg, steps), loss=_loss(cfg), jit_compile=jit,
-                      steps_per_execution=cfg.train.steps_per_execution,
-                      metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(classes), name="auc")])
+        compile_model(model, cfg, steps, global_batch, jit, len(classes), log)
+        callbacks = cb.make_callbacks(cfg, run_dir, steps, tracker)
+        state = callbacks["backup"].restore(model)
+        if state:
+            log(f"fit: resuming from backup at epoch {state['epoch']}, step {state['step']} "
+                f"(global step {state['global_step']})")
+        elif cfg.model.init_from:
+            init_from(model, cfg.model.init_from, log)
+    start = (state["epoch"], state["step"]) if state else (0, 0)
     log(f"fit: {len(classes)} classes, {n_train} training clips, {steps} steps/epoch of {global_batch}, "
-        f"{cfg.train.epochs} epochs, model {cfg.model.name} ({model.count_params():,} parameters)")
+        f"{cfg.train.epochs} epochs, peak lr {peak_lr(cfg.train, global_batch):.3g} ({cfg.train.schedule}), "
+        f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}")
     started = time.time()
-    model.fit(train_ds, epochs=cfg.train.epochs, steps_per_epoch=steps,
-              validation_data=val_ds.map(lambda w, t, _: (w, t)),
-              callbacks=_callbacks(cfg, run_dir, "val_auc"), verbose=2)
-    best = keras.models.load_model(join(run_dir, "model.keras"), compile=False, safe_mode=True)
+    _train(model, cfg, train_ds, keras_val, steps, start, cb.ordered(callbacks))
+    best_path = join(run_dir, "model.keras")
+    if not io.exists(best_path):
+        log(f"fit: {cfg.train.monitor} never improved (NaN?): saving the last model as model.keras")
+        cb.save_model_atomic(model, best_path)
+    best = keras.models.load_model(best_path, compile=False, safe_mode=True)
     truth, preds, ids = predict_with_ids(best, val_ds)
-    oof = pd.DataFrame(preds, columns=classes)
-    oof.insert(0, "row_id", ids)
+    oof, true = oof_tables(truth, preds, ids, classes, log)
     io.atomic_write_text(join(run_dir, f"oof_fold{cfg.data.fold}.csv"), oof.to_csv(index=False))
-    scores = {"fold": cfg.data.fold, "val_clips": len(ids), "macro_roc_auc": macro_roc_auc(truth > 0, preds),
-              "top1_accuracy": float(np.mean(preds.argmax(1) == truth.argmax(1))),
+    io.atomic_write_text(join(run_dir, f"truth_fold{cfg.data.fold}.csv"), true.to_csv(index=False))
+    y, p = true[classes].to_numpy(), oof[classes].to_numpy()
+    early = callbacks["early"]
+    scores = {"fold": cfg.data.fold, "val_clips": len(oof), "macro_roc_auc": macro_roc_auc(y, p),
+              "top1_accuracy": top_k_accuracy(y, p, 1),
+              "monitor": cfg.train.monitor, "best": callbacks["best"].best, "best_epoch": callbacks["best"].best_epoch,
+              "steps_trained": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+              "stopped_early_at": early.stopped_epoch if early else None,
+              "resumed_from": {"epoch": start[0], "step": start[1]} if state else None,
               "train_minutes": round((time.time() - started) / 60, 2)}
     io.write_json(join(run_dir, "metrics.json"), scores)
     io.write_json(join(run_dir, "model.json"), {"classes": classes, "sample_rate": cfg.data.sample_rate,
                                                  "clip_seconds": cfg.frontend.clip_seconds})
+    tracker.log_image("history", join(run_dir, "history.png"))
+    if tracker.uses_wandb:  # the worst validation clips with their audio (reads the validation shards once)
+        ids = worst_clips_table(oof, true, None, WORST_CLIPS)["row_id"]
+        val_paths = shard_paths(cfg.shard_dir, manifest, folds=[cfg.data.fold])
+        tracker.log_worst_clips(oof, true, shard_audio(val_paths, ids, cfg.shards.compression), WORST_CLIPS)
+    tracker.finish(scores, best_path)
+    callbacks["backup"].clear()
     log(f"fit: validation fold {cfg.data.fold}: macro ROC-AUC {scores['macro_roc_auc']:.4f}, "
-        f"top-1 {scores['top1_accuracy']:.3f} on {len(ids)} clips -> {run_dir}")
+        f"top-1 {scores['top1_accuracy']:.3f} on {len(oof)} clips -> {run_dir}")
     return scores

@@ -1,0 +1,224 @@
+"""Callbacks of `birdtpu fit`: backup and resume, best checkpoint, early stopping, history
+(CSV and PNG, through birdtpu.tracking.Tracker, which also logs to W&B). Every file is written atomically (temporary name, then rename).
+
+Resuming: `Backup` writes the weights with the optimizer state (so `optimizer.iterations` and the
+learning-rate schedule come back) to `ckpt-<global step>.weights.h5`, then `state.json` with the
+epoch, the step within it and the state of the callbacks that keep one (`BestCheckpoint`,
+`EarlyStop`). `state.json` is the commit point: a kill at any moment leaves the previous backup
+whole. It saves at each epoch end and, with `every_steps`, within epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+
+import keras
+
+from birdtpu import io
+from birdtpu.config import join
+from birdtpu.errors import BirdtpuError
+
+STATE = "state.json"
+
+
+def _listdir(folder: str) -> list[str]:
+    if "://" not in folder:
+        return os.listdir(folder) if os.path.isdir(folder) else []
+    import tensorflow as tf
+
+    return [n.rstrip("/") for n in tf.io.gfile.listdir(folder)] if tf.io.gfile.exists(folder) else []
+
+
+def _remove(path: str) -> None:
+    if "://" not in path:
+        os.remove(path)
+    else:
+        import tensorflow as tf
+
+        tf.io.gfile.remove(path)
+
+
+def save_model_atomic(model, path: str, weights_only: bool = False) -> None:
+    """`model.save` (or `save_weights`) to a temporary sibling, then rename over `path`."""
+    head, tail = os.path.split(path)
+    suffix = ".weights.h5" if weights_only else ".keras"
+    tmp = join(head, f".tmp-{uuid.uuid4().hex[:8]}-{tail[: -len(suffix)]}{suffix}")
+    (model.save_weights if weights_only else model.save)(tmp)
+    io.commit(tmp, path)
+
+
+class Backup(keras.callbacks.Callback):
+    """Back up the training state into `backup_dir` at each epoch end and every `every_steps` steps.
+
+    `trackers` maps a name to a callback with `get_state()` / `set_state(dict)`; their states are
+    saved with each backup. `resume_at` is the (epoch, step) the run restarted from, so steps are
+    counted from there.
+    """
+
+    def __init__(self, backup_dir: str, steps_per_epoch: int, every_steps: int = 0, trackers: dict | None = None):
+        super().__init__()
+        self.backup_dir, self.steps_per_epoch, self.every_steps = backup_dir, int(steps_per_epoch), int(every_steps)
+        self.trackers = trackers or {}
+        self.resume_at = (0, 0)
+        self._epoch_base = 0
+        self._last_saved = 0
+
+    def read_state(self) -> dict | None:
+        """The last committed backup state, or None."""
+        path = join(self.backup_dir, STATE)
+        return io.read_json(path) if io.exists(path) else None
+
+    def restore(self, model) -> dict | None:
+        """Load the last backup into `model` (weights and optimizer) and the trackers; its state or None."""
+        state = self.read_state()
+        if state is None:
+            return None
+        if state["steps_per_epoch"] != self.steps_per_epoch:
+            raise BirdtpuError(f"{self.backup_dir}: the backup was made at {state['steps_per_epoch']} steps per epoch, "
+                               f"this run has {self.steps_per_epoch} (another batch size or replica count); "
+                               "restore those settings, or delete the folder to start over")
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(join(self.backup_dir, state["weights"]))
+        for name, tracker in self.trackers.items():
+            if name in state.get("trackers", {}):
+                tracker.set_state(state["trackers"][name])
+        self.resume_at = (state["epoch"], state["step"])
+        self._last_saved = state["global_step"]
+        return state
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_base = epoch * self.steps_per_epoch + (self.resume_at[1] if epoch == self.resume_at[0] else 0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._epoch_base + batch + 1
+        if self.every_steps and step - self._last_saved >= self.every_steps and step % self.steps_per_epoch:
+            self.save(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save((epoch + 1) * self.steps_per_epoch)
+
+    def save(self, global_step: int) -> None:
+        """Write the weights, then commit `state.json`, then drop older checkpoints."""
+        io.makedirs(self.backup_dir)
+        name = f"ckpt-{global_step:09d}.weights.h5"
+        save_model_atomic(self.model, join(self.backup_dir, name), weights_only=True)
+        io.write_json(join(self.backup_dir, STATE), {
+            "epoch": global_step // self.steps_per_epoch, "step": global_step % self.steps_per_epoch,
+            "global_step": global_step, "steps_per_epoch": self.steps_per_epoch, "weights": name,
+            "trackers": {k: t.get_state() for k, t in self.trackers.items()}})
+        for old in _listdir(self.backup_dir):
+            if old != name and (old.startswith("ckpt-") or old.startswith(".tmp-")):
+                _remove(join(self.backup_dir, old))
+        self._last_saved = global_step
+
+    def clear(self) -> None:
+        """Delete the backup (the run has finished)."""
+        if io.exists(self.backup_dir):
+            io.rmtree(self.backup_dir)
+
+
+def _better(mode: str, value, best) -> bool:
+    if value is None or math.isnan(value):
+        return False
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+def monitor_mode(monitor: str) -> str:
+    """'min' for losses, 'max' for scores."""
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def _value(logs, monitor: str):
+    if monitor not in (logs or {}):
+        raise BirdtpuError(f"train.monitor: {monitor!r} is not among the logged metrics "
+                           f"({', '.join(sorted(logs or {}))})")
+    return float(logs[monitor])
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save the model (`.keras`) whenever `monitor` improves; `best_epoch` and `best` follow."""
+
+    def __init__(self, path: str, monitor: str = "val_auc"):
+        super().__init__()
+        self.path, self.monitor, self.mode = path, monitor, monitor_mode(monitor)
+        self.best, self.best_epoch = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _value(logs, self.monitor)
+        if _better(self.mode, value, self.best):
+            self.best, self.best_epoch = value, epoch
+            save_model_atomic(self.model, self.path)
+
+    def get_state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def set_state(self, state: dict) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+class EarlyStop(keras.callbacks.Callback):
+    """Stop when `monitor` has not improved for `patience` epochs (its state survives a resume)."""
+
+    def __init__(self, monitor: str = "val_auc", patience: int = 5):
+        super().__init__()
+        self.monitor, self.mode, self.patience = monitor, monitor_mode(monitor), int(patience)
+        self.best, self.wait, self.stopped_epoch = None, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _value(logs, self.monitor)
+        if _better(self.mode, value, self.best):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def get_state(self) -> dict:
+        return {"best": self.best, "wait": self.wait, "stopped_epoch": self.stopped_epoch}
+
+    def set_state(self, state: dict) -> None:
+        self.best, self.wait, self.stopped_epoch = state["best"], state["wait"], state["stopped_epoch"]
+
+
+def current_lr(model) -> float:
+    """The optimizer's learning rate at its current step."""
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Each epoch's lr and logged metrics to the run's Tracker (history.csv, and W&B where on), then
+    history.png. A resumed run rewrites the rows from its first epoch on (Tracker.log_metrics)."""
+
+    def __init__(self, tracker, png_path: str | None = None):
+        super().__init__()
+        self.tracker, self.png_path = tracker, png_path
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.tracker.log_metrics({"epoch": epoch, "lr": current_lr(self.model),
+                                  **{k: float(v) for k, v in (logs or {}).items()}})
+        if self.png_path:
+            from birdtpu.plots import history_figure, save_png
+
+            save_png(history_figure(self.tracker.rows), self.png_path)
+
+
+def make_callbacks(cfg, run_dir: str, steps_per_epoch: int, tracker) -> dict:
+    """The callbacks of a run by role: backup, best, early (or None), history (to `tracker`)."""
+    monitor = cfg.train.monitor
+    best = BestCheckpoint(join(run_dir, "model.keras"), monitor)
+    early = EarlyStop(monitor, cfg.train.early_stopping) if cfg.train.early_stopping else None
+    trackers = {"best": best, **({"early": early} if early else {})}
+    backup = Backup(join(run_dir, "backup"), steps_per_epoch, cfg.train.backup_steps, trackers)
+    return {"best": best, "early": early, "backup": backup,
+            "history": HistoryWriter(tracker, join(run_dir, "history.png"))}
+
+
+def ordered(callbacks: dict) -> list:
+    """The callbacks in the order they must run at an epoch end: the backup last, after every
+    file and state it records is written."""
+    order = ("best", "early", "history", "backup")
+    return [callbacks[k] for k in order if callbacks.get(k) is not None]
