@@ -74,6 +74,15 @@ def write_json(path: str, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def read_bytes(path: str) -> bytes:
+    """The bytes of a local or remote file."""
+    if "://" not in path:
+        with open(path, "rb") as fh:
+            return fh.read()
+    with _gfile().GFile(path, "rb") as fh:
+        return fh.read()
+
+
 def read_text(path: str) -> str:
     """The text of a local or remote file."""
     if "://" not in path:

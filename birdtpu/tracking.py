@@ -151,7 +151,7 @@ class Tracker:
     def log_image(self, name: str, png_path: str) -> str:
         """A PNG as `plots/<name>.png` in the run folder (copied unless it is that file) and to W&B."""
         local = join(self.run_dir, "plots", f"{name}.png")
-        data = _read_bytes(png_path)
+        data = io.read_bytes(png_path)
         if png_path != local:
             io.atomic_write_bytes(local, data)
         if self.run is not None:
@@ -199,15 +199,6 @@ class Tracker:
             self.run = None
         return card
 
-
-def _read_bytes(path: str) -> bytes:
-    if "://" not in path:
-        with open(path, "rb") as fh:
-            return fh.read()
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "rb") as fh:
-        return fh.read()
 
 
 def _read_csv(path: str):

@@ -680,7 +680,7 @@ def read_table(path: str) -> pd.DataFrame:
     """A catalog written by write_table (list columns parsed back)."""
     if not io.exists(path):
         raise DataError(f"{path}: catalog table not found")
-    raw = _read_bytes(path)
+    raw = io.read_bytes(path)
     if path.endswith(".parquet"):
         df = pd.read_parquet(_io.BytesIO(raw))
         for c in LIST_COLUMNS:
@@ -699,12 +699,3 @@ def read_table(path: str) -> pd.DataFrame:
             df[c] = _objects(parse_label_list(u, f"{path} column {c}") for u in uniq)[codes]
     return df
 
-
-def _read_bytes(path: str) -> bytes:
-    if "://" not in path:
-        with open(path, "rb") as fh:
-            return fh.read()
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "rb") as fh:
-        return fh.read()
