@@ -43,6 +43,7 @@ class DataConfig:
     group_by: str = "filepath"  # rows sharing this column share a fold (filepath: recording; author); empty: none
     cv_min: int = _opt(0, lo=0)  # classes with fewer rows are trained on, never validated (0: off)
     max_per_class: int = _opt(0, lo=0)  # downsample larger classes to this many rows, seeded (0: off)
+    min_per_class: int = _opt(0, lo=0)  # upsample smaller classes by copies, seeded, after folds: a copy keeps its recording's fold (0: off)
 
 
 @dataclass

@@ -47,3 +47,13 @@ def test_other_formats_need_their_metadata(tmp_path):
     cfg = load_config(None, tiny_overrides(tmp_path, "data.format=nope"))
     with pytest.raises(DataError, match="unknown metadata format 'nope'"):
         ensure_shards(cfg, quiet)
+
+
+def test_upsampled_copies_stay_in_their_recordings_fold(tiny_data, tmp_path):
+    root, _ = tiny_data
+    cfg = load_config(None, tiny_overrides(tmp_path, f"data.root={root}", "data.min_per_class=10"))
+    df, _ = load_catalog(cfg)
+    assert (df.label.value_counts() == 10).all() and len(df) == 30
+    assert (df.groupby("filepath").fold.nunique() == 1).all()
+    manifest = ensure_shards(cfg, quiet)
+    assert manifest["examples"] == 30 and sum(manifest["per_fold"].values()) == 30

@@ -25,7 +25,8 @@ def ensure_dataset(cfg, log=print) -> None:
 
 def load_catalog(cfg) -> tuple[pd.DataFrame, list[str]]:
     """The run's catalog (from `data.table`, or root's metadata in `data.format`), sampled and
-    folded, and its label map. A table that has a `fold` column keeps its folds."""
+    folded, and its label map. A table that has a `fold` column keeps its folds. Upsampled copies
+    come after the folds, so a recording and its copies are never on both sides of a split."""
     d = cfg.data
     if d.table:
         df = catalog.read_table(d.table)
@@ -39,6 +40,8 @@ def load_catalog(cfg) -> tuple[pd.DataFrame, list[str]]:
         df = sampling.filter_rare(df, d.cv_min)
     if "fold" not in df.columns:
         df["fold"] = folds.make_folds(df, d.num_folds, cfg.runtime.seed, d.fold_method, d.group_by or None)
+    if d.min_per_class:
+        df = sampling.upsample(df, d.min_per_class, cfg.runtime.seed)
     return df.reset_index(drop=True), catalog.label_map(df)
 
 
