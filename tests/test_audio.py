@@ -224,3 +224,13 @@ def test_bad_arguments(tmp_path):
         load_audio(os.path.join(REAL_CLIPS, "363.wav"), decoder="ffmpeg")
     with pytest.raises(DataError, match="cannot write .aac"):
         write_audio(str(tmp_path / "x.aac"), np.zeros(10), 8000)
+
+
+def test_long_vorbis_writes_in_blocks(tmp_path):
+    """One 120-s Vorbis write crashes libsndfile 1.2.2; write_audio writes in blocks."""
+    rate = 8000
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(150 * rate) / rate)).astype(np.float32)
+    path = str(tmp_path / "long.ogg")
+    write_audio(path, wave, rate)
+    back, sr = load_audio(path)
+    assert sr == rate and abs(len(back) - len(wave)) <= rate // 100

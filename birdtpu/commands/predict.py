@@ -1,4 +1,4 @@
-"""`birdtpu predict`: score soundscapes in 5-second windows and write submission.csv."""
+"""`birdtpu predict`: score soundscapes in windows and write a validated submission.csv."""
 
 from birdtpu.commands import add_config_arguments, config_from_args, log
 
@@ -12,5 +12,8 @@ def run(args) -> int:
     from birdtpu.infer.predict import predict
 
     summary = predict(cfg, log)
-    print(f"{summary['submission']}: {summary['rows']} rows")
+    line = f"{summary['submission']}: {summary['rows']} rows of {summary['files']} recordings"
+    if summary["skipped"]:
+        line += f"; {len(summary['skipped'])} skipped: " + ", ".join(s["file"] for s in summary["skipped"][:3])
+    print(line)
     return 1 if summary["skipped"] else 0

@@ -289,4 +289,8 @@ def write_audio(path: str, wave: np.ndarray, sample_rate: int, subtype: str | No
     container, default = _WRITE_FORMATS[ext]
     if container not in sf.available_formats():
         raise DataError(f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {container}")
-    sf.write(path, np.clip(wave, -1.0, 1.0), sample_rate, format=container, subtype=subtype or default)
+    wave = np.clip(wave, -1.0, 1.0)
+    channels = 1 if wave.ndim == 1 else wave.shape[1]
+    with sf.SoundFile(path, "w", sample_rate, channels, format=container, subtype=subtype or default) as fh:
+        for i in range(0, len(wave), sample_rate):  # one long Vorbis write crashes libsndfile 1.2.2
+            fh.write(wave[i: i + sample_rate])

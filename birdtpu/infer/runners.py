@@ -1,0 +1,231 @@
+"""Saved models of every format behind one call: waveform windows in, class probabilities out.
+
+| path                         | format     | runs with                                          |
+|------------------------------|------------|----------------------------------------------------|
+| `*.keras`                    | keras      | Keras (safe_mode), one traced graph                |
+| a folder with saved_model.pb | savedmodel | `tf.saved_model.load`, its serving signature       |
+| `*.tflite`                   | tflite     | `threads` TFLite interpreters (XNNPACK) in parallel|
+
+Each model has a JSON sidecar: `<stem>.json` next to it (what `birdtpu export` writes), else
+`model.json` in its folder (what `fit` writes): classes, sample rate and clip length. A TFLite
+export whose mel frontend was kept out of the file carries the frontend there; the runner
+computes it on the host (`hostmel.py`) and feeds the interpreter images.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from birdtpu import io
+from birdtpu.config import join
+from birdtpu.errors import DataError
+
+
+def model_format(path: str) -> str:
+    """keras, savedmodel or tflite, from the extension or the folder's contents."""
+    if path.endswith(".keras"):
+        return "keras"
+    if path.endswith(".tflite"):
+        return "tflite"
+    if io.exists(join(path, "saved_model.pb")):
+        return "savedmodel"
+    raise DataError(f"{path}: not a model (expected a .keras file, a .tflite file or a SavedModel folder)")
+
+
+def sidecar_path(path: str) -> str:
+    """The export's own `<stem>.json` where it exists, else `model.json` in the model's folder."""
+    stem = path.rstrip("/")
+    for ext in (".keras", ".tflite"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    own = stem + ".json"
+    if io.exists(own):
+        return own
+    return join(os.path.dirname(path.rstrip("/")) or ".", "model.json")
+
+
+def read_meta(path: str) -> dict:
+    """The model's sidecar (classes, sample_rate, clip_seconds, and for exports their settings)."""
+    if not io.exists(path):
+        raise DataError(f"{path}: model not found (run `birdtpu fit` first, or set infer.model)")
+    meta_path = sidecar_path(path)
+    if not io.exists(meta_path):
+        raise DataError(f"{meta_path}: model metadata not found next to the model")
+    meta = io.read_json(meta_path)
+    missing = [k for k in ("classes", "sample_rate", "clip_seconds") if k not in meta]
+    if missing:
+        raise DataError(f"{meta_path}: missing {', '.join(missing)}")
+    return meta
+
+
+def cores() -> int:
+    """CPU cores this process may use (its affinity where the OS tells, else the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _register_layers() -> None:
+    """Import the modules whose Keras layers saved models name."""
+    import kapre  # noqa: F401
+
+    import birdtpu.infer.export  # noqa: F401
+    import birdtpu.layers.augment  # noqa: F401
+    import birdtpu.layers.features  # noqa: F401
+    import birdtpu.layers.frontend  # noqa: F401
+
+
+def load_model(path: str):
+    """A Keras model saved by `fit` (safe_mode on) and its sidecar (classes, rate, clip)."""
+    import keras
+
+    meta = read_meta(path)
+    if model_format(path) != "keras":
+        raise DataError(f"{path}: load_model reads .keras files; use open_model for exports")
+    _register_layers()
+    return keras.models.load_model(path, compile=False, safe_mode=True), meta
+
+
+class Runner:
+    """A loaded model: `runner(windows)` -> (n, classes) float32 probabilities.
+
+    Attributes: `path`, `format`, `meta` (the sidecar), `samples` (input window length).
+    """
+
+    format = ""
+
+    def __init__(self, path: str, meta: dict, samples: int, batch_size: int):
+        self.path, self.meta, self.samples, self.batch_size = path, meta, int(samples), int(batch_size)
+        self.classes = list(meta["classes"])
+
+    def __call__(self, waves: np.ndarray) -> np.ndarray:
+        if waves.ndim != 2 or waves.shape[1] != self.samples:
+            raise DataError(f"{self.path}: expects windows of {self.samples} samples, got shape {waves.shape}")
+        out = [self._run(np.ascontiguousarray(waves[i: i + self.batch_size], np.float32))
+               for i in range(0, len(waves), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _graph(fn, shape):
+    """`fn` traced once for batches of any size."""
+    import tensorflow as tf
+
+    return tf.function(fn, input_signature=[tf.TensorSpec([None, *shape], tf.float32)])
+
+
+class KerasRunner(Runner):
+    """A Keras model called in inference mode through one traced graph."""
+
+    format = "keras"
+
+    def __init__(self, path: str, batch_size: int = 64, model=None, meta: dict | None = None):
+        if model is None:
+            model, meta = load_model(path)
+        if len(model.inputs) != 1:
+            raise DataError(f"{path}: the model has {len(model.inputs)} inputs; predict feeds one waveform")
+        super().__init__(path, meta, model.inputs[0].shape[1], batch_size)
+        self.model = model
+        self._fn = _graph(lambda x: model(x, training=False), (self.samples,))
+
+    def _run(self, batch):
+        return self._fn(batch).numpy()
+
+
+class SavedModelRunner(Runner):
+    """A SavedModel folder (`birdtpu export --format savedmodel`) through its serving signature."""
+
+    format = "savedmodel"
+
+    def __init__(self, path: str, batch_size: int = 64):
+        import tensorflow as tf
+
+        meta = read_meta(path)
+        _register_layers()
+        self.obj = tf.saved_model.load(path)
+        signature = self.obj.signatures["serving_default"]
+        inputs = signature.structured_input_signature[1]
+        if len(inputs) != 1:
+            raise DataError(f"{path}: the serving signature has {len(inputs)} inputs; predict feeds one waveform")
+        ((name, spec),) = inputs.items()
+        super().__init__(path, meta, int(spec.shape[-1]), batch_size)
+        self._fn = lambda x: signature(**{name: tf.constant(x)})
+
+    def _run(self, batch):
+        (out,) = self._fn(batch).values()
+        return out.numpy()
+
+
+FRONTEND_CHUNK = 4  # windows per host-frontend call: its 3-MB-per-window STFT frames stay in cache
+
+
+class TFLiteRunner(Runner):
+    """A .tflite export under TFLite interpreters (XNNPACK for float ops).
+
+    `threads` single-threaded interpreters share each batch, one slice each, in parallel, and
+    invoke one window at a time. On 2 shared cores this measured fastest (benchmarks/
+    bench_inference.py): one interpreter with several XNNPACK threads stalls at every operator's
+    barrier whenever another process holds a core, and a one-window activation stays in cache.
+    Where the sidecar holds a `frontend`, each slice is turned into images on the host first
+    (`hostmel.HostFrontend`).
+    """
+
+    format = "tflite"
+
+    def __init__(self, path: str, batch_size: int = 64, threads: int = 0):
+        import tensorflow as tf
+
+        meta = read_meta(path)
+        workers = threads or cores()
+        try:
+            self.interpreters = [tf.lite.Interpreter(model_path=path, num_threads=1) for _ in range(workers)]
+        except (ValueError, RuntimeError) as err:
+            raise DataError(f"{path}: not a readable TFLite model ({str(err).splitlines()[0][:160]})") from None
+        self._in = self.interpreters[0].get_input_details()[0]["index"]
+        self._out = self.interpreters[0].get_output_details()[0]["index"]
+        shape = self.interpreters[0].get_input_details()[0]["shape"]
+        for interpreter in self.interpreters:
+            interpreter.resize_tensor_input(self._in, [1, *shape[1:]])
+            interpreter.allocate_tensors()
+        self._frontend = None
+        samples = int(shape[-1])
+        if meta.get("frontend"):
+            from birdtpu.infer.hostmel import HostFrontend
+
+            _register_layers()
+            self._frontend = HostFrontend(meta["frontend"])
+            samples = int(meta["input_shape"][-1])
+        self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        super().__init__(path, meta, samples, batch_size)
+
+    def _slice(self, k: int, waves: np.ndarray) -> np.ndarray:
+        interpreter, out = self.interpreters[k], []
+        for j in range(0, len(waves), FRONTEND_CHUNK):
+            chunk = waves[j: j + FRONTEND_CHUNK]
+            x = chunk if self._frontend is None else self._frontend(chunk)
+            for i in range(len(x)):
+                interpreter.set_tensor(self._in, x[i: i + 1])
+                interpreter.invoke()
+                out.append(interpreter.get_tensor(self._out)[0])
+        return np.stack(out)
+
+    def _run(self, batch):
+        step = -(-len(batch) // len(self.interpreters))
+        slices = [batch[i: i + step] for i in range(0, len(batch), step)]
+        if self._pool is None or len(slices) == 1:
+            return np.concatenate([self._slice(k, s) for k, s in enumerate(slices)])
+        return np.concatenate(list(self._pool.map(self._slice, range(len(slices)), slices)))
+
+
+def open_model(path: str, batch_size: int = 64, threads: int = 0) -> Runner:
+    """A runner for a model of any format (see the module's table)."""
+    read_meta(path)  # a missing model or sidecar is named before anything loads
+    kind = model_format(path)
+    if kind == "keras":
+        return KerasRunner(path, batch_size)
+    if kind == "savedmodel":
+        return SavedModelRunner(path, batch_size)
+    return TFLiteRunner(path, batch_size, threads)
