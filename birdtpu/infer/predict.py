@@ -31,6 +31,7 @@ from birdtpu.infer import postprocess
 from birdtpu.infer.runners import KerasRunner, load_model, open_model  # noqa: F401  (load_model: public)
 from birdtpu.infer.submission import like_sample, validate_submission, write_submission  # noqa: F401
 from birdtpu.infer.windows import row_ids, window_ends, windows
+from birdtpu.progress import Progress
 
 FLOAT_TOLERANCE = 1e-3  # a float32 export further than this from its Keras model is refused
 
@@ -153,17 +154,19 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
     order = [[r.classes.index(c) for c in classes] for r in runners]
     rates = sorted({r.meta["sample_rate"] for r in runners})
     ids, expected, parts, skipped, checks = [], [], [], [], {}
-    started, n_windows, step = time.time(), 0, max(1, len(paths) // 10)
-    for k, (path, waves) in enumerate(_decoded(paths, rates)):
+    started, n_windows = time.time(), 0
+    progress = Progress(len(paths), log, name="predict", unit="recordings")
+    for path, waves in _decoded(paths, rates):
         if isinstance(waves, AudioError):
             skipped.append({"file": path, "reason": waves.reason})
-            log(f"predict: skip {path}: {waves.reason}")
+            progress.message(f"predict: skip {path}: {waves.reason}")
+            progress.advance()
             continue
         for rate, wave in waves.items():
             bad = ~np.isfinite(wave)
             if bad.any():
                 wave[bad] = 0.0
-                log(f"predict: {path}: {int(bad.sum())} non-finite sample(s) at {rate} Hz set to 0")
+                progress.message(f"predict: {path}: {int(bad.sum())} non-finite sample(s) at {rate} Hz set to 0")
         if not parts:
             for r in runners:
                 checks[r.path] = check_export(r, waves[r.meta["sample_rate"]], infer, log)
@@ -188,10 +191,8 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
         ids.extend(rows)
         parts.append(probs)
         n_windows += len(grid)
-        if (k + 1) % step == 0 and k + 1 < len(paths):
-            rate_now = n_windows / max(time.time() - started, 1e-9)
-            left = (len(paths) - k - 1) * n_windows / max(len(parts), 1) / rate_now
-            log(f"predict: {k + 1}/{len(paths)} recordings, {rate_now:.1f} windows/s, about {left / 60:.1f} min left")
+        progress.advance(1, len(waves[rates[0]]) / rates[0])
+    progress.close()
     table = pd.DataFrame(np.concatenate(parts) if parts else np.zeros((0, len(classes)), np.float32), columns=classes)
     table.insert(0, "row_id", ids)
     return {"table": table, "expected": expected, "skipped": skipped, "export_checks": checks,
