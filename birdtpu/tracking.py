@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from birdtpu import __version__, io
+from birdtpu import __version__, io, package_version
 from birdtpu.config import join, to_dict
 from birdtpu.errors import BirdtpuError
 
@@ -300,15 +300,6 @@ def shard_audio(paths: list[str], ids, compression: str = "") -> dict[str, tuple
 
 # ------------------------------------------------------------------ model card
 
-def _version(package: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _table(rows) -> list[str]:
     return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
 
@@ -370,8 +361,8 @@ def model_card(cfg, run_dir: str, scores: dict | None = None) -> str:
     else:
         lines.append("(no metrics.json yet)")
     lines += ["", "## Versions", "",
-              *_table([("birdtpu", __version__), ("tensorflow", _version("tensorflow")),
-                       ("keras", _version("keras")), ("kapre", _version("kapre")),
+              *_table([("birdtpu", __version__), ("tensorflow", package_version("tensorflow")),
+                       ("keras", package_version("keras")), ("kapre", package_version("kapre")),
                        ("python", platform.python_version())]), "",
               "## How to load", "", "```python",
               "from birdtpu.infer.runners import load_model",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,6 +24,13 @@ TINY = [
     "train.epochs=1", "train.batch_size=4", "train.steps_per_epoch=2", "train.warmup_epochs=0",
     "infer.window_seconds=2",
 ]
+
+
+def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`birdtpu ARGS` in a subprocess, output captured as text."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "birdtpu.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
 
 
 def tiny_overrides(tmp_path, *extra: str) -> list[str]:

@@ -1,16 +1,7 @@
-import os
-import subprocess
-import sys
-
 import pytest
 
 from birdtpu.cli import VERBS, main
-
-
-def run_cli(*args, cwd=None):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "birdtpu.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+from conftest import run_cli
 
 
 def test_help_lists_every_verb(capsys):

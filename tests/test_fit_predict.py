@@ -2,20 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_cli as cli
 from conftest import tiny_overrides
-
-
-def cli(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "birdtpu.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=900)
 
 
 @pytest.mark.slow

@@ -9,15 +9,6 @@ def add_arguments(parser) -> None:
     add_config_arguments(parser)
 
 
-def _version(module: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(module)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def tfio_status() -> str:
     """'loads (version)' or why tensorflow-io does not load with this TensorFlow."""
     try:
@@ -30,7 +21,7 @@ def tfio_status() -> str:
 
 
 def run(args) -> int:
-    from birdtpu import __version__, runtime
+    from birdtpu import __version__, package_version, runtime
     from birdtpu.commands import config_from_args
 
     cfg = config_from_args(args)
@@ -38,7 +29,7 @@ def run(args) -> int:
 
     lines = [f"birdtpu {__version__}, Python {platform.python_version()} on {platform.machine()}"]
     for pkg in ("tensorflow", "keras", "kapre", "numpy", "pandas", "soundfile", "soxr", "wandb", "kaggle"):
-        lines.append(f"  {pkg:<12} {_version(pkg)}")
+        lines.append(f"  {pkg:<12} {package_version(pkg)}")
     lines.append(f"  tensorflow-io {tfio_status()}")
     run = runtime.setup(cfg.runtime)
     devices = ", ".join(f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices())
