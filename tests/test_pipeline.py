@@ -218,3 +218,23 @@ def test_cache_and_partial_batches(shards, tmp_path):
     dropped = build_dataset(paths, 3, 32000, 5, False, with_ids=True, drop_remainder=True,
                             cache=str(tmp_path / "records.cache"))
     assert len(ids_of(dropped)) == 15 and all(w.shape == (5, 32000) for w, *_ in dropped)
+
+
+def test_training_crops_from_shards_are_windows_of_their_recordings(shards):
+    """The shard path reads only the crop's bytes (`pcm_window`): each clip must be a slice of its record."""
+    from birdtpu.data.shards import parse_example
+
+    _, paths = shards
+    full = {ex["id"].numpy().decode(): np.round(ex["audio"].numpy() * 32767).astype(np.int16)
+            for ex in tf.data.TFRecordDataset(paths).map(lambda r: parse_example(r, 3))}
+    for trim_db in (0.0, 40.0):  # 40: the full-parse path (trimming needs the whole recording)
+        train = build_dataset(paths, 3, 8000, 6, True, QUIET, seed=3, with_ids=True, trim_db=trim_db)
+        starts = set()
+        for waves, _, ids in train.take(3):
+            assert waves.dtype == tf.float32
+            for wave, clip_id in zip(waves.numpy(), ids.numpy()):
+                pcm, clip = full[clip_id.decode()], np.round(wave * 32767).astype(np.int16)
+                hits = [s for s in range(len(pcm) - 8000 + 1) if clip[0] == pcm[s] and (clip == pcm[s: s + 8000]).all()]
+                assert hits, clip_id
+                starts.add(hits[0])
+        assert len(starts) > 3  # random windows, not always the first

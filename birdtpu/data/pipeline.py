@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError, load_audio
-from birdtpu.data.shards import parse_example
+from birdtpu.data.shards import parse_example, parse_header, pcm_window
 from birdtpu.errors import DataError
 from birdtpu.layers.augment import BackgroundMix, CutMix, MixUp, WaveAugment, split_seed
 
@@ -62,13 +62,31 @@ def pad_to(wave, length: int, pad: str = "constant", seed=None):
     return tf.ensure_shape(wave, [length])
 
 
+def _crop_start(n, length: int, crop: str, seed):
+    """Where a `length` window of an `n`-sample clip starts: 0 (`start`) or random (`random`)."""
+    if crop not in ("random", "start"):
+        raise ValueError(f"crop: {crop!r} is not 'random' or 'start' (use box_crop for boxes)")
+    return _randint(seed, tf.maximum(n - length, 0)) if crop == "random" else tf.constant(0, tf.int32)
+
+
+def _box_start(n, length: int, t_min, t_max, sample_rate, seed=None):
+    """Where the `length` window of `box_crop` starts in an `n`-sample clip."""
+    rate = tf.cast(sample_rate, tf.float32)
+    a = tf.clip_by_value(tf.cast(tf.round(tf.cast(t_min, tf.float32) * rate), tf.int32), 0, n)
+    b = tf.clip_by_value(tf.cast(tf.round(tf.cast(t_max, tf.float32) * rate), tf.int32), a, n)
+    if seed is None:
+        start = (a + b) // 2 - length // 2
+    else:
+        lo, hi = tf.minimum(a, b - length), tf.maximum(a, b - length)
+        start = lo + _randint(tf.cast(seed, tf.int32), hi - lo)
+    return tf.clip_by_value(start, 0, tf.maximum(n - length, 0))
+
+
 def crop_or_pad(wave, length: int, crop: str = "start", pad: str = "constant", seed=None):
     """A window of exactly `length` samples: `start` the first ones, `random` a random window of a
     longer clip; a shorter clip is padded by `pad` (see `pad_to`). `seed`: int32 [2] or None."""
-    if crop not in ("random", "start"):
-        raise ValueError(f"crop: {crop!r} is not 'random' or 'start' (use box_crop for boxes)")
     seeds = split_seed(_seed(seed), 2)
-    start = _randint(seeds[0], tf.maximum(tf.shape(wave)[0] - length, 0)) if crop == "random" else 0
+    start = _crop_start(tf.shape(wave)[0], length, crop, seeds[0])
     return pad_to(wave[start: start + length], length, pad, seeds[1])
 
 
@@ -80,16 +98,7 @@ def box_crop(wave, length: int, t_min, t_max, sample_rate, seed=None, pad: str =
     box, or lies inside it when the box is longer than the window. Kept inside the recording
     where it is long enough, else padded by `pad`.
     """
-    n = tf.shape(wave)[0]
-    rate = tf.cast(sample_rate, tf.float32)
-    a = tf.clip_by_value(tf.cast(tf.round(tf.cast(t_min, tf.float32) * rate), tf.int32), 0, n)
-    b = tf.clip_by_value(tf.cast(tf.round(tf.cast(t_max, tf.float32) * rate), tf.int32), a, n)
-    if seed is None:
-        start = (a + b) // 2 - length // 2
-    else:
-        lo, hi = tf.minimum(a, b - length), tf.maximum(a, b - length)
-        start = lo + _randint(tf.cast(seed, tf.int32), hi - lo)
-    start = tf.clip_by_value(start, 0, tf.maximum(n - length, 0))
+    start = _box_start(tf.shape(wave)[0], length, t_min, t_max, sample_rate, seed)
     return pad_to(wave[start: start + length], length, pad, seed)
 
 
@@ -131,6 +140,13 @@ def _seeds(seed, salt: int):
     """An endless dataset of int32 [2] stateless seeds (`salt` separates streams of one seed)."""
     stream = tf.data.Dataset.random(seed=None if seed is None else seed * 1000003 + salt)
     return stream.batch(2).map(lambda s: tf.cast(tf.math.floormod(s, 2**31 - 1), tf.int32))
+
+
+def _numbered_seed(seed, salt: int):
+    """A function of an element's number (`Dataset.enumerate`) giving its int32 [2] stateless seed,
+    cheaper per element than zipping a `_seeds` stream; keyed by `seed` and `salt` (random if None)."""
+    key = np.random.randint(2**31 - 1) if seed is None else (seed * 1000003 + salt) % (2**31 - 1)
+    return lambda i: tf.stack([tf.constant(key, tf.int32), tf.cast(tf.math.floormod(i, 2**31 - 1), tf.int32)])
 
 
 def _glob(pattern: str) -> list[str]:
@@ -192,19 +208,22 @@ def background_dataset(source, clip_samples: int, batch_size: int, sample_rate: 
             raise DataError(f"augment.background: {source}: no shards (*.tfrec) or audio files")
         files = tf.data.Dataset.from_tensor_slices(shards or audio).shuffle(len(paths), seed=seed).repeat()
         if shards:
-            spec = {"audio": tf.io.FixedLenFeature([], tf.string)}
             waves = files.interleave(lambda f: tf.data.TFRecordDataset(f, compression or None),
                                      cycle_length=min(len(shards), 8), num_parallel_calls=AUTOTUNE,
                                      deterministic=False)
-            waves = waves.map(lambda s: tf.cast(tf.io.decode_raw(
-                tf.io.parse_single_example(s, spec)["audio"], tf.int16), tf.float32) / 32767.0)
+            waves = waves.map(lambda s: parse_header(s, None), num_parallel_calls=AUTOTUNE)
         else:
             if not sample_rate:
                 raise DataError(f"augment.background: {source}: audio files need the sample rate")
             waves = _decode_map(files.map(lambda p: {"path": p}), sample_rate, None, len(audio), log, False)
-            waves = waves.map(lambda ex: ex["audio"])
-    waves = tf.data.Dataset.zip((waves.repeat(), _seeds(seed, 7)))
-    crops = waves.map(lambda w, s: crop_or_pad(w, clip_samples, "random", "repeat", s), num_parallel_calls=AUTOTUNE)
+
+    def crop(ex, s):
+        seeds = split_seed(s, 2)
+        n, _, window = _reader(ex if isinstance(ex, dict) else {"audio": ex}, clip_samples)
+        return to_float(pad_to(window(_crop_start(n, clip_samples, "random", seeds[0])), clip_samples, "repeat",
+                               seeds[1]))
+
+    crops = tf.data.Dataset.zip((waves.repeat(), _seeds(seed, 7))).map(crop, num_parallel_calls=AUTOTUNE)
     return crops.batch(batch_size, drop_remainder=True)
 
 
@@ -222,34 +241,51 @@ def _policies(training: bool, augment, crop, pad, trim_db):
     return crop, pad, trim_db
 
 
+def _reader(ex, length: int, trim_db: float = 0.0):
+    """(samples, trimmed offset, window(start)) of a record dict: `parse_header` records read a
+    window's bytes (int16), decoded ones (`audio`) slice it, after trimming (float32)."""
+    if "record" in ex:
+        return tf.cast(ex["num_samples"], tf.int32), 0, lambda start: pcm_window(ex, start, length)
+    wave, offset = ex["audio"], 0
+    if trim_db > 0:
+        offset, end = trim_bounds(wave, trim_db)
+        wave = wave[offset:end]
+    return tf.shape(wave)[0], offset, lambda start: wave[start: start + length]
+
+
 def _clips(examples, clip_samples: int, training: bool, crop: str, pad: str, trim_db: float,
            secondary_weight, seed, deterministic: bool, with_ids: bool):
-    """Dataset of record dicts -> (wave, target[, id]) of static length, one seed per record."""
+    """Dataset of record dicts -> (wave, target[, id]) of static length, one seed per record.
 
-    def prepare(ex, s):
-        seeds = split_seed(s, 2)
-        wave, offset = ex["audio"], 0
-        if trim_db > 0:
-            offset, end = trim_bounds(wave, trim_db)
-            wave = wave[offset:end]
+    Records from `parse_header` (shards) give int16 waves read straight from the window's bytes
+    (`_batches` converts whole batches to float); decoded records (`audio`) give float32.
+    """
+
+    seed_of = _numbered_seed(seed, 1)
+
+    def prepare(i, ex):
+        seeds = split_seed(seed_of(i), 2)
+        n, offset, window = _reader(ex, clip_samples, trim_db)
+        start = _crop_start(n, clip_samples, crop if crop != "box" else "random" if training else "start", seeds[0])
         if crop == "box":
             if "box" not in ex:
                 raise DataError("crop 'box' needs records with a labelled box (t_min/t_max); these have none")
             shift = tf.cast(offset, tf.float32) / tf.cast(ex["sample_rate"], tf.float32)
             t_min, t_max = ex["box"][0] - shift, ex["box"][1] - shift
-            has_box = (ex["has_box"] > 0) & (t_max > t_min)
-            boxed = box_crop(wave, clip_samples, t_min, t_max, ex["sample_rate"], seeds[0] if training else None, pad)
-            fallback = crop_or_pad(wave, clip_samples, "random" if training else "start", pad, seeds[1])
-            wave = tf.where(has_box, boxed, fallback)
-        else:
-            wave = crop_or_pad(wave, clip_samples, crop, pad, seeds[0])
+            boxed = _box_start(n, clip_samples, t_min, t_max, ex["sample_rate"], seeds[0] if training else None)
+            start = tf.where((ex["has_box"] > 0) & (t_max > t_min), boxed, start)
+        wave = pad_to(window(start), clip_samples, pad, seeds[1])
         target = ex["target"]
         if secondary_weight is not None:
             target = reweight_secondary(target, ex["label"], secondary_weight)
         return (wave, target, ex["id"]) if with_ids else (wave, target)
 
-    ds = tf.data.Dataset.zip((examples, _seeds(seed, 1)))
-    return ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return examples.enumerate().map(prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def to_float(wave):
+    """PCM int16 waves as float32 in [-1, 1] (float waves unchanged)."""
+    return tf.cast(wave, tf.float32) / 32767.0 if wave.dtype == tf.int16 else wave
 
 
 def _augmenters(augment, background):
@@ -271,11 +307,14 @@ def _batches(clips, batch_size: int, training: bool, augment, background, seed, 
                      deterministic=deterministic)
     wave_aug, bg_mix, mixup, cutmix = _augmenters(augment if training else None, background)
     if not any((wave_aug, bg_mix, mixup, cutmix)):
-        return ds
+        if ds.element_spec[0].dtype == tf.float32:
+            return ds
+        return ds.map(lambda *batch: (to_float(batch[0]), *batch[1:]), num_parallel_calls=AUTOTUNE,
+                      deterministic=deterministic)
     parts = (ds, _seeds(seed, 2)) + ((background,) if bg_mix else ())
 
     def apply(batch, s, bg=None):
-        wave, target = batch[0], batch[1]
+        wave, target = to_float(batch[0]), batch[1]
         seeds = split_seed(s, 4)
         if bg_mix:
             wave = bg_mix.augment((wave, bg), seeds[0])
@@ -354,10 +393,11 @@ def build_dataset(paths: list[str], num_classes: int, clip_samples: int, batch_s
         ds = ds.cache("" if cache is True else cache)
     if training:
         ds = ds.repeat()
-    ds = ds.map(lambda s: parse_example(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
     crop, pad, trim_db = _policies(training, augment, crop, pad, trim_db)
+    parse = parse_example if trim_db > 0 else parse_header  # trimming needs the whole recording
+    ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
     clips = _clips(ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids)
-    if training:  # shuffle clips, not records: the buffer holds clip_samples per entry, whatever the records
+    if training:  # shuffle clips, not records: the buffer holds clip_samples (int16 from shards) per entry
         clips = clips.shuffle(shuffle_buffer, seed=seed)
     if augment is not None and training and augment.background_prob > 0 and sample_rate is None:
         sample_rate = _first_sample_rate(paths[0], compression)

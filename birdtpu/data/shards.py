@@ -28,6 +28,7 @@ import pandas as pd
 from birdtpu import io
 from birdtpu.config import join
 from birdtpu.data.audio import AudioError, audio_info, container_problem, load_audio
+from birdtpu.data.catalog import skip_summary
 from birdtpu.errors import DataError
 from birdtpu.progress import Progress
 
@@ -37,6 +38,7 @@ CROPS = ("first", "whole", "random", "boxes")
 REQUIRED_COLUMNS = ("filepath", "filename", "label", "fold")
 NO_BOX = (-1.0, -1.0, -1.0, -1.0)
 _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from io.temp_name
+NO_SPACE = "free space or choose another shards.dir; finished shards are kept, rerun to resume"
 _TRUE = {"true", "1", "yes", "tp", "1.0", ""}
 _FALSE = {"false", "0", "no", "fp", "0.0"}
 
@@ -115,8 +117,93 @@ def parse_example(serialized, num_classes: int) -> dict:
     """A record (schema version 2, tfrecords/README.md) as float32 audio in [-1, 1] and its fields."""
     import tensorflow as tf
 
+    ex = tf.io.parse_single_example(serialized, {"audio": tf.io.FixedLenFeature([], tf.string),
+                                                 **_field_spec(num_classes)})
+    ex["audio"] = tf.cast(tf.io.decode_raw(ex["audio"], tf.int16), tf.float32) / 32767.0
+    return ex
+
+
+def parse_header(serialized, num_classes: int | None) -> dict:
+    """A record's fields without its audio, plus `record` (the serialized bytes) and `pcm_at`
+    (the byte offset of its PCM there, -1 if not found), so that `pcm_window` reads only a window.
+
+    Parsing skips the audio bytes instead of copying them, and a training crop decodes only its
+    own samples: a 5-s crop of a 60-s record converts 5 s, not 60. `num_classes` None: no `target`.
+    """
+    import tensorflow as tf
+
+    ex = tf.io.parse_single_example(serialized, _field_spec(num_classes))
+    ex["record"] = serialized
+    ex["pcm_at"] = _pcm_offset(serialized, 2 * ex["num_samples"])
+    return ex
+
+
+def pcm_window(header: dict, start, length: int):
+    """int16 samples [start, start + length) of a `parse_header` record (fewer at its end), read
+    from its bytes at `pcm_at`, or by a full parse where the layout was not found."""
+    import tensorflow as tf
+
+    start = tf.cast(start, tf.int64)
+    count = tf.clip_by_value(header["num_samples"] - start, 0, length)
+
+    def direct():
+        return tf.strings.substr(header["record"], header["pcm_at"] + 2 * start, 2 * count)
+
+    def parsed():
+        audio = tf.io.parse_single_example(header["record"], {"audio": tf.io.FixedLenFeature([], tf.string)})
+        return tf.strings.substr(audio["audio"], 2 * start, 2 * count)
+
+    return tf.io.decode_raw(tf.cond(header["pcm_at"] >= 0, direct, parsed), tf.int16)
+
+
+_VARINT_BOUNDS = [float(1 << (7 * k)) for k in range(1, 5)]
+
+
+def _varint_size(x):
+    """Bytes of the protobuf varints of `x` (int64 tensor, values < 2**35): 3 ops, whatever the shape."""
+    import tensorflow as tf
+
+    return 1 + tf.cast(tf.raw_ops.Bucketize(input=x, boundaries=_VARINT_BOUNDS), tf.int64)
+
+
+def _pcm_offset(serialized, num_bytes):
+    """Where the `audio` bytes start in a record written by `serialize_example`, or -1.
+
+    Deterministic serialization puts the features in key order, so `audio` is the first entry:
+    Example{features{feature{key "audio", value{bytes_list{value: <num_bytes bytes>}}}, ...}}. The
+    offset follows from the lengths; the key and the bytes' length prefix are checked at the
+    positions found, so a record laid out otherwise (another writer) gets -1 and a full parse.
+    Few, small ops: this runs once per record in the input pipeline.
+    """
+    import tensorflow as tf
+
+    size = tf.cast(tf.strings.length(serialized), tf.int64)
+    n_len = _varint_size(num_bytes)
+    bytes_list = 1 + n_len + num_bytes
+    list_len = _varint_size(bytes_list)
+    feature = 1 + list_len + bytes_list
+    feature_len = _varint_size(feature)
+    entry_len = _varint_size(8 + feature_len + feature)  # entry: key tag, length, "audio", value tag, feature
+    # the outer length prefix: the k in 1..5 with varint_size(size - 1 - k) == k
+    ks = tf.range(1, 6, dtype=tf.int64)
+    outer = tf.reduce_max(tf.where(_varint_size(size - 1 - ks) == ks, ks, tf.zeros_like(ks)))
+    key_at = 2 + outer + entry_len
+    length_at = key_at + 10 + feature_len + list_len
+    groups = tf.range(5, dtype=tf.int64)
+    digits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(num_bytes, 7 * groups), 127)
+    zero, high = tf.constant(0, tf.int64), tf.constant(128, tf.int64)
+    varint = tf.where(groups < n_len, digits + tf.where(groups < n_len - 1, high, zero), zero)
+    found = tf.io.decode_raw(tf.strings.substr(serialized, length_at, n_len), tf.uint8, fixed_length=5)
+    ok = ((tf.strings.substr(serialized, key_at, 7) == b"\x0a\x05audio")
+          & tf.reduce_all(tf.cast(found, tf.int64) == varint) & (length_at + n_len + num_bytes <= size))
+    return tf.where(ok, length_at + n_len, tf.constant(-1, tf.int64))
+
+
+def _field_spec(num_classes: int | None) -> dict:
+    """The parse spec of every record field but `audio` (and `target` where `num_classes` is None)."""
+    import tensorflow as tf
+
     spec = {
-        "audio": tf.io.FixedLenFeature([], tf.string),
         "num_samples": tf.io.FixedLenFeature([], tf.int64),
         "sample_rate": tf.io.FixedLenFeature([], tf.int64),
         "target": tf.io.FixedLenFeature([num_classes], tf.float32),
@@ -130,9 +217,9 @@ def parse_example(serialized, num_classes: int) -> dict:
         "has_box": tf.io.FixedLenFeature([], tf.int64),
         "positive": tf.io.FixedLenFeature([], tf.int64),
     }
-    ex = tf.io.parse_single_example(serialized, spec)
-    ex["audio"] = tf.cast(tf.io.decode_raw(ex["audio"], tf.int16), tf.float32) / 32767.0
-    return ex
+    if num_classes is None:
+        del spec["target"]
+    return spec
 
 
 def to_pcm16(wave: np.ndarray) -> np.ndarray:
@@ -311,39 +398,45 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
     skipped: list[dict] = []
     examples, recordings, seconds = 0, 0, 0.0
     current, wave, error = None, None, None
-    with tf.io.TFRecordWriter(tmp, tf.io.TFRecordOptions(compression_type=options.compression or None)) as writer:
-        for row in plan.rows:
-            if row["filepath"] != current:
-                current = row["filepath"]
-                try:
-                    wave, error = load_audio(current, rate, None if options.channel < 0 else options.channel,
-                                             options.read_seconds, decoder=options.decoder)[0], None
-                except AudioError as err:
-                    wave, error = None, err.reason
-            written = 0.0
-            if error:
-                skipped.append({"file": current, "reason": error})
-            else:
-                for start, end in row["windows"]:
-                    pcm = to_pcm16(wave[int(round(start * rate)): int(round(end * rate))])
-                    if not len(pcm):
-                        skipped.append({"file": current, "reason": f"window {start}-{end} s starts after the "
-                                                                   f"decoded end ({len(wave) / rate:.2f} s)"})
-                        continue
-                    writer.write(_record(row, pcm, rate, plan.fold, start))
-                    counts = per_class if row["positive"] else negatives
-                    counts[row["label"]] = counts.get(row["label"], 0) + 1
-                    examples += 1
-                    written += len(pcm) / rate
-                recordings += 1
-            seconds += written
-            if tick:
-                tick(1, written)
-    _sync(tmp)
-    entry = {"file": plan.name, "fold": plan.fold, "examples": examples, "recordings": recordings,
-             "seconds": round(seconds, 3), "bytes": _size(tmp), "sha256": _sha256(tmp), "per_class": per_class,
-             "negatives": negatives, "skipped": skipped, "fingerprint": plan.fingerprint}
-    io.commit(tmp, path)
+    try:
+        with tf.io.TFRecordWriter(tmp, tf.io.TFRecordOptions(compression_type=options.compression or None)) as writer:
+            for row in plan.rows:
+                if row["filepath"] != current:
+                    current = row["filepath"]
+                    try:
+                        wave, error = load_audio(current, rate, None if options.channel < 0 else options.channel,
+                                                 options.read_seconds, decoder=options.decoder)[0], None
+                    except AudioError as err:
+                        wave, error = None, err.reason
+                written = 0.0
+                if error:
+                    skipped.append({"file": current, "reason": error})
+                else:
+                    for start, end in row["windows"]:
+                        pcm = to_pcm16(wave[int(round(start * rate)): int(round(end * rate))])
+                        if not len(pcm):
+                            skipped.append({"file": current, "reason": f"window {start}-{end} s starts after the "
+                                                                       f"decoded end ({len(wave) / rate:.2f} s)"})
+                            continue
+                        writer.write(_record(row, pcm, rate, plan.fold, start))
+                        counts = per_class if row["positive"] else negatives
+                        counts[row["label"]] = counts.get(row["label"], 0) + 1
+                        examples += 1
+                        written += len(pcm) / rate
+                    recordings += 1
+                seconds += written
+                if tick:
+                    tick(1, written)
+        _sync(tmp)
+        entry = {"file": plan.name, "fold": plan.fold, "examples": examples, "recordings": recordings,
+                 "seconds": round(seconds, 3), "bytes": _size(tmp), "sha256": _sha256(tmp), "per_class": per_class,
+                 "negatives": negatives, "skipped": skipped, "fingerprint": plan.fingerprint}
+        io.commit(tmp, path)
+    except BaseException as err:  # the temporary file goes; a kill leaves it to the next build
+        io.discard(tmp)
+        if io.out_of_space(err):
+            raise io.NoSpaceError(path, NO_SPACE) from None
+        raise
     io.write_json(path + ".json", entry)
     return entry
 
@@ -387,8 +480,9 @@ def _open_binary(path: str):
     return tf.io.gfile.GFile(path, "rb")
 
 
-def _done(out_dir: str, plan: ShardPlan) -> dict | None:
-    """The sidecar entry of a finished shard of this very plan, or None where it must be (re)written."""
+def _done(out_dir: str, plan: ShardPlan, verify: bool = False) -> dict | None:
+    """The sidecar entry of a finished shard of this very plan, or None where it must be (re)written.
+    The shard's size must match its sidecar, and with `verify` its sha256 too."""
     path = join(out_dir, plan.name)
     sidecar = path + ".json"
     if not (io.exists(sidecar) and io.exists(path)):
@@ -399,7 +493,25 @@ def _done(out_dir: str, plan: ShardPlan) -> dict | None:
         return None
     if entry.get("fingerprint") != plan.fingerprint or entry.get("bytes") != _size(path):
         return None
+    if verify and entry.get("sha256") != _sha256(path):
+        return None
     return entry
+
+
+def check_shards(shard_dir: str, manifest: dict, verify: bool = False) -> list[str]:
+    """What is wrong with the shards a manifest lists, one line per shard: missing, another size
+    (truncated), or with `verify` (which reads every byte) another sha256. Empty when all is well."""
+    problems = []
+    for e in manifest["shards"]:
+        path = join(shard_dir, e["file"])
+        if not io.exists(path):
+            problems.append(f"{path}: shard listed in the manifest is missing")
+        elif _size(path) != e["bytes"]:
+            problems.append(f"{path}: shard has {_size(path)} bytes, the manifest says {e['bytes']} "
+                            "(truncated or overwritten)")
+        elif verify and _sha256(path) != e["sha256"]:
+            problems.append(f"{path}: shard bytes do not match the manifest's sha256 (corrupt)")
+    return problems
 
 
 def _remove_temporaries(out_dir: str) -> int:
@@ -468,12 +580,14 @@ def _write_all(plans: list[ShardPlan], out_dir: str, options: WriteOptions, work
 
 def build_shards(df: pd.DataFrame, classes: list[str], out_dir: str, sample_rate: int, shard_cfg,
                  config: dict | None = None, targets: np.ndarray | None = None, log=print, *,
-                 seed: int = 0, progress_every: float = 30.0) -> dict:
+                 seed: int = 0, progress_every: float = 30.0, verify: bool = False) -> dict:
     """Write the shards of catalog `df` (with `fold`) into `out_dir` (local or gs://); returns the manifest.
 
     `shard_cfg` is a ShardConfig; `config` (the settings the set depends on) is stored in the
     manifest; `targets` (rows x classes) default to one-hot of the primary label; `seed` draws the
-    random windows. Finished shards of an earlier, interrupted build of the same plan are kept.
+    random windows. Finished shards of an earlier, interrupted build of the same plan are kept (with
+    `verify`, only those whose bytes match their sha256). A full disk raises NoSpaceError; the
+    temporary file goes, finished shards stay.
     Unusable recordings are skipped, logged and listed in the manifest with their reason.
     """
     if shard_cfg.crop not in CROPS:
@@ -490,7 +604,7 @@ def build_shards(df: pd.DataFrame, classes: list[str], out_dir: str, sample_rate
     plans, skipped = plan_shards(rows, shard_cfg, options, seed, log)
     planned = sum(end - start for p in plans for r in p.rows for start, end in r["windows"])
     log(f"shard: {len(plans)} shards of {planned / 3600:.2f} h of audio planned in {time.time() - started:.1f} s")
-    entries = {p.name: _done(out_dir, p) for p in plans}
+    entries = {p.name: _done(out_dir, p, verify) for p in plans}
     todo = [p for p in plans if entries[p.name] is None]
     if len(todo) < len(plans):
         log(f"shard: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")
@@ -502,15 +616,19 @@ def build_shards(df: pd.DataFrame, classes: list[str], out_dir: str, sample_rate
                 progress.message(f"shard: skip {bad['file']}: {bad['reason']}")
             progress.message(f"shard: [{n}/{len(todo)}] {entry['file']}: {entry['examples']} clips, "
                              f"{entry['seconds']:.0f} s")
+        build = {"sample_rate": sample_rate, "seed": seed,
+                 **{k: getattr(shard_cfg, k) for k in ("target_mb", "compression", "crop", "max_seconds", "windows",
+                                                      "channel", "decoder")}}
+        manifest = _manifest([entries[p.name] for p in plans], skipped, classes, len(rows), build, config)
+        io.write_json(join(out_dir, MANIFEST), manifest)
+    except io.NoSpaceError as err:  # a sidecar or the manifest: the same advice as for a shard
+        raise io.NoSpaceError(err.path, NO_SPACE) from None
     finally:
         progress.close()
-    build = {"sample_rate": sample_rate, "seed": seed,
-             **{k: getattr(shard_cfg, k) for k in ("target_mb", "compression", "crop", "max_seconds", "windows",
-                                                  "channel", "decoder")}}
-    manifest = _manifest([entries[p.name] for p in plans], skipped, classes, len(rows), build, config)
-    io.write_json(join(out_dir, MANIFEST), manifest)
     log(f"shard: {manifest['examples']} clips, {manifest['total_seconds'] / 3600:.2f} h of audio in "
         f"{len(plans)} shards, {len(manifest['skipped'])} skipped, {time.time() - started:.1f} s -> {out_dir}")
+    if manifest["skipped"]:
+        log(skip_summary("shard", [s["reason"] for s in manifest["skipped"]], manifest["inputs"], "recordings"))
     return manifest
 
 
