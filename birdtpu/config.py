@@ -294,6 +294,10 @@ def _build(cls, data, prefix: str):
     return cls(**kwargs)
 
 
+def _field_meta(cls, name: str) -> dict:
+    return next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+
+
 def _validate(cfg: Config) -> None:
     """Checks that span fields."""
     model = cfg.model
@@ -308,6 +312,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("model.pretrained: ImageNet weights need frontend.channels: 3")
     if cfg.data.fold >= cfg.data.num_folds:
         raise ConfigError(f"data.fold: {cfg.data.fold} must be below data.num_folds ({cfg.data.num_folds})")
+    lo, hi = (_field_meta(DataConfig, "sample_rate")[k] for k in ("min", "max"))
+    if not cfg.synth.sample_rates or not all(lo <= r <= hi for r in cfg.synth.sample_rates):
+        raise ConfigError(f"synth.sample_rates: expected one or more rates from {lo} to {hi} Hz, "
+                          f"got {cfg.synth.sample_rates}")
     if cfg.synth.min_seconds > cfg.synth.max_seconds:
         raise ConfigError("synth.min_seconds: must not exceed synth.max_seconds")
     if cfg.frontend.clip_seconds > cfg.shards.max_seconds:
@@ -357,34 +365,75 @@ def parse_override(text: str) -> tuple[list[str], object]:
     return key.strip().split("."), value
 
 
-def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
-    """The config from a YAML file (or the defaults) with `a.b=v` overrides applied, validated."""
-    data: dict = {}
-    if path:
-        if not os.path.exists(path):
-            raise ConfigError(f"{path}: config file not found")
-        with open(path) as fh:
-            try:
-                data = yaml.safe_load(fh) or {}
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                where = f" line {mark.line + 1}" if mark else ""
-                raise ConfigError(f"{path}{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {text!r}: {k} is not a section")
-        node[keys[-1]] = value
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one section")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: str) -> dict:
+    """The top-level mapping of the YAML file at `path`; ConfigError names the file (and line)."""
+    if not os.path.exists(path):
+        raise ConfigError(f"{path}: config file not found")
+    if os.path.isdir(path):
+        raise ConfigError(f"{path}: is a folder, not a YAML recipe")
     try:
-        cfg = _build(Config, data, "")
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.load(fh, Loader=_UniqueKeyLoader) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (expected a UTF-8 YAML recipe)") from None
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}" if path else str(err)) from None
-    _validate(cfg)
+        raise ConfigError(f"{path} {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def _apply(data: dict, text: str) -> None:
+    """Apply the override `text` (`a.b=value`) to the nested dict `data`."""
+    keys, value = parse_override(text)
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {text!r}: {k} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
+    """The config from a YAML file (or the defaults) with `a.b=v` overrides applied, validated.
+
+    Errors name where the bad value came from: the file, or the `--set` override.
+    """
+    data: dict = _read_yaml(path) if path else {}
+    if path:
+        try:
+            _build(Config, data, "")
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+    for text in overrides:
+        _apply(data, text)
+        try:
+            _build(Config, data, "")
+        except ConfigError as err:
+            raise ConfigError(f"--set {text.strip()!r}: {err}") from None
+    cfg = _build(Config, data, "")
+    try:
+        _validate(cfg)
+    except ConfigError as err:
+        where = " and ".join(([path] if path else []) + (["--set"] if overrides else []))
+        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
     return cfg
 
 

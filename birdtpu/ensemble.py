@@ -256,7 +256,7 @@ def load_stacker(path: str) -> Stacker:
     """A stacker saved by `birdtpu stack` (or `save_stacker`)."""
     if not io.exists(path):
         raise DataError(f"{path}: stacker file not found")
-    model = keras.saving.load_model(path, compile=False)
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
     if not isinstance(model, Stacker):
         raise DataError(f"{path}: not a stacker (a {type(model).__name__}); `birdtpu stack` writes stacker.keras")
     return model

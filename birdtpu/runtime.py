@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ class Runtime:
     device: str  # tpu | gpu | cpu
     replicas: int
     precision: str
+    workers: int = 1  # processes of a MultiWorkerMirroredStrategy run (TF_CONFIG), else 1
+    chief: bool = True  # the worker that writes the run folder (others write to a temporary one)
 
     @property
     def jit_default(self) -> bool:
@@ -33,6 +36,25 @@ def _tpu_strategy():
     except (ValueError, RuntimeError, tf.errors.NotFoundError):
         return None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def cluster() -> tuple[int, bool]:
+    """(workers, chief) of the TF_CONFIG cluster, (1, True) without one.
+
+    Workers are the `chief` and `worker` tasks; the chief is the `chief` task, else worker 0."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return 1, True
+    try:
+        tf_config = json.loads(text)
+        jobs, task = tf_config.get("cluster", {}), tf_config.get("task", {})
+        workers = len(jobs.get("chief", [])) + len(jobs.get("worker", []))
+        kind, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ConfigError("TF_CONFIG: expected JSON {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
+                          "\"task\": {\"type\": \"worker\", \"index\": i}}") from None
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not jobs.get("chief"))
+    return workers, chief
 
 
 def split_cpu(replicas: int) -> list[str]:
@@ -86,6 +108,9 @@ def setup(cfg) -> Runtime:
     import keras
     import tensorflow as tf
 
+    workers, chief = cluster()
+    if workers > 1:  # collectives must be configured before TensorFlow initialises anything else
+        return _multi_worker(cfg, workers, chief)
     device = choose_device(cfg.device)
     cpu_devices = split_cpu(cfg.cpu_replicas) if device == "cpu" and cfg.cpu_replicas > 1 else None
     set_seed(cfg.seed, cfg.deterministic)
@@ -104,3 +129,54 @@ def setup(cfg) -> Runtime:
     precision = precision_for(device, cfg.precision)
     keras.mixed_precision.set_global_policy(precision)
     return Runtime(strategy, device, strategy.num_replicas_in_sync, precision)
+
+
+def _multi_worker_strategy():
+    """tf.distribute.MultiWorkerMirroredStrategy with the two things Keras 3's fit asks of
+    `reduce` that the stock one refuses (keras-team/keras#20585): a nested structure (fit reduces
+    a whole (wave, target) batch to build the model: "Attempt to convert a value (PerReplica...)"),
+    and `axis=0` on a scalar (fit averages each step's metrics so: "Invalid reduction dimension 0
+    for input with 0 dimensions"), which is reduced across replicas, as under MirroredStrategy."""
+    import tensorflow as tf
+
+    class Strategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            parent = super().reduce
+
+            def one(v):
+                scalar = axis == 0 and getattr(self.experimental_local_results(v)[0], "shape", None) == ()
+                return parent(reduce_op, v, None if scalar else axis)
+
+            return tf.nest.map_structure(one, value)
+
+    return Strategy()
+
+
+def _multi_worker(cfg, workers: int, chief: bool) -> Runtime:
+    """MultiWorkerMirroredStrategy over the TF_CONFIG cluster: every local GPU, else the CPU."""
+    import keras
+    import tensorflow as tf
+
+    if cfg.device == "tpu":
+        raise ConfigError("runtime.device: tpu runs on a TPU pod through TPUClusterResolver, not TF_CONFIG; "
+                          "unset TF_CONFIG or choose gpu/cpu/auto")
+    if cfg.cpu_replicas > 1:
+        raise ConfigError(f"runtime.cpu_replicas: {cfg.cpu_replicas} with a {workers}-worker TF_CONFIG: "
+                          "a multi-worker run uses one CPU device per worker; set it to 1")
+    strategy = _multi_worker_strategy()
+    device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if cfg.device == "gpu" and device != "gpu":
+        raise ConfigError("runtime.device: gpu asked for, but TensorFlow sees no GPU")
+    set_seed(cfg.seed, cfg.deterministic)
+    precision = precision_for(device, cfg.precision)
+    keras.mixed_precision.set_global_policy(precision)
+    return Runtime(strategy, device, strategy.num_replicas_in_sync, precision, workers, chief)
+
+
+def barrier(run: Runtime) -> None:
+    """Wait until every worker of a multi-worker run gets here (an all-reduce); no-op otherwise."""
+    if run.workers > 1:
+        import tensorflow as tf
+
+        one = run.strategy.run(lambda: tf.constant(1.0))
+        run.strategy.reduce(tf.distribute.ReduceOp.SUM, one, axis=None)

@@ -24,8 +24,8 @@ def test_each_verb_has_help(verb, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["fit", "--cfg", "missing.yaml"], "birdtpu fit: error: missing.yaml: config file not found"),
-    (["fit", "--set", "train.epoch=2"], "birdtpu fit: error: unknown key 'train.epoch'; did you mean train.epochs?"),
-    (["shard", "--set", "train.epochs=many"], "birdtpu shard: error: train.epochs: expected an integer, got 'many'"),
+    (["fit", "--set", "train.epoch=2"], "birdtpu fit: error: --set 'train.epoch=2': unknown key 'train.epoch'; did you mean train.epochs?"),
+    (["shard", "--set", "train.epochs=many"], "birdtpu shard: error: --set 'train.epochs=many': train.epochs: expected an integer, got 'many'"),
     (["predict", "--set", "data.root=/nonexistent", "--set", "infer.model=/nonexistent/model.keras"],
      "birdtpu predict: error: /nonexistent/model.keras: model not found"),
 ])

@@ -83,14 +83,16 @@ def test_finetuning_set_with_a_class_list(tmp_path, capsys):
     assert "dropped 0 rows" in capsys.readouterr().out
 
 
-def test_unknown_label_exits_2_naming_file_and_row(tmp_path, capsys):
+def test_unknown_primary_label_is_skipped_and_counted(tmp_path, capsys):
     classes = tmp_path / "classes.txt"
     classes.write_text("asbfly\nnorcar\n")
-    code = main(["catalog", *source("birdclef2024", "birdclef2024"), "--classes", str(classes)])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1
-    assert err.startswith(f"birdtpu catalog: error: {DATA}/birdclef2024/train_metadata.csv row 3: "
-                          "secondary label 'ashdro1'")
+    code = main(["catalog", *source("birdclef2024", "birdclef2024"), "--classes", str(classes), "--folds", "0"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert f"catalog: skip {DATA}/birdclef2024/train_metadata.csv row 4: primary label 'ashdro1'" in err
+    assert dropped_counts(out) == {"unknown label": 1}
+    assert "catalog: skipped 1 of 4 metadata rows: 1 unknown label" in out
+    assert "1 secondary label(s) without a class code kept in other_labels" in out
 
 
 def test_escaping_path_exits_2(tmp_path, capsys):

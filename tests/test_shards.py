@@ -136,7 +136,8 @@ def test_corrupt_files_are_skipped_and_named(tmp_path):
         assert skipped[name].startswith(reason), (name, skipped[name])
         assert any(line.startswith(f"shard: skip {tmp_path / name}: ") for line in lines)
     assert manifest["examples"] == manifest["recordings"] == 3 and manifest["inputs"] == len(paths)
-    assert f"{len(expected)} skipped" in lines[-1]
+    assert f"{len(expected)} skipped" in lines[-2]
+    assert lines[-1].startswith(f"shard: skipped {len(expected)} of {len(paths)} recordings: 3 truncated, 2 unreadable")
     ids = sorted(r["id"] for r in records(str(tmp_path / "shards"), manifest))
     assert ids == ["good0.wav", "good1.wav", "good2.wav"]
 
@@ -317,4 +318,5 @@ def test_tiny_dataset_copy_with_broken_files(tiny_data, tmp_path):
     assert manifest["examples"] == 16 and len(skipped) == 2
     assert skipped[os.path.basename(first)].startswith(("unreadable", "truncated"))
     assert skipped[os.path.basename(second)] == "all samples are zero"
-    assert sum(line.startswith("shard: skip ") for line in lines) == 2 and "2 skipped" in lines[-1]
+    assert sum(line.startswith("shard: skip ") for line in lines) == 2 and "2 skipped" in lines[-2]
+    assert lines[-1] == "shard: skipped 2 of 18 recordings: 1 all samples are zero, 1 unreadable"

@@ -151,7 +151,7 @@ def test_backup_resumes_at_the_step_of_the_last_backup(tmp_path):
     state = json.loads((tmp_path / "backup" / cb.STATE).read_text())
     # saved after epoch 0 (step 5), then at step 7 (2 steps later), not at 8 (the crash came first)
     assert (state["epoch"], state["step"], state["global_step"]) == (1, 2, 7)
-    assert sorted(os.listdir(tmp_path / "backup")) == ["ckpt-000000007.weights.h5", cb.STATE]
+    assert sorted(os.listdir(tmp_path / "backup")) == ["ckpt-000000007.keras", cb.STATE]
 
     reference = tiny_model()  # the same 7 steps without a crash
     reference.fit(XS, YS, batch_size=2, epochs=1, shuffle=False, verbose=0)

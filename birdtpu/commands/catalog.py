@@ -1,10 +1,11 @@
 """`birdtpu catalog`: competition metadata -> one canonical table, cleaned, balanced and folded.
 
-Steps, in order: read every --source; merge; de-duplicate; drop recordings of the
---exclude-finetune sets; drop --corrupt-list entries; with --check-audio decode every file and drop
-unusable ones; downsample (--max-per-class); mark rare classes train-only (--cv-min); assign
-folds; upsample (--min-per-class: copies keep their recording's fold). Every dropped row is
-counted in the summary and listed, with its reason, in `<out>.dropped.csv`.
+Steps, in order: read every --source (skipping bad rows: see birdtpu.data.catalog); merge;
+de-duplicate; drop recordings of the --exclude-finetune sets; drop --corrupt-list entries; with
+--check-audio decode every file and drop unusable ones; downsample (--max-per-class); mark rare
+classes train-only (--cv-min); assign folds; upsample (--min-per-class: copies keep their
+recording's fold). Every dropped row is counted in the summary and listed, with its reason, in
+`<out>.dropped.csv`; bad metadata rows and unusable recordings are also logged by name.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", metavar="FILE", help="write the table (.csv, .csv.gz or .parquet) with "
                         "FILE.classes.txt and FILE.dropped.csv beside it")
     parser.add_argument("--classes", metavar="FILE", help="class list of a fine-tuning set (one a line, JSON "
-                        "list, or sample_submission.csv); a label outside it is an error")
+                        "list, or sample_submission.csv); a row whose primary label is outside it is skipped, "
+                        "a secondary label outside it goes to other_labels")
     parser.add_argument("--exclude-finetune", action="append", default=[], metavar="FORMAT=DIR",
                         help="drop recordings (same xc_id) that are in this fine-tuning set (repeatable)")
     parser.add_argument("--dedupe", default="xc_id", metavar="KEYS",
@@ -82,9 +84,16 @@ def build(args, say=log):
 
     _check_args(args)
     classes = catalog.read_class_list(args.classes) if args.classes else None
-    df = catalog.merge([catalog.read_source(*_spec(s, "--source"), classes=classes) for s in args.source])
-    read = df["source"].value_counts(sort=False)
+    bad: list = []
+    df = catalog.merge([catalog.read_source(*_spec(s, "--source"), classes=classes, bad_rows=bad) for s in args.source])
+    skipped = pd.concat([catalog.no_drops(), *bad], ignore_index=True)
+    for detail in skipped["detail"]:
+        say(f"catalog: skip {detail}")
+    read = pd.concat([df["source"], skipped["source"]]).value_counts(sort=False)
     df, drops, notes = _clean(df, args, say)
+    drops.insert(0, skipped)
+    if len(skipped):
+        notes.append(catalog.skip_summary("catalog", skipped["reason"], int(read.sum()), "metadata rows"))
     df, drops, notes, originals = _balance_and_fold(df, args, drops, notes)
     dropped = pd.concat([catalog.no_drops(), *drops], ignore_index=True)
     return df, dropped, classes or catalog.label_map(df), _summary(read, df.iloc[:originals], dropped, args) + notes
@@ -99,8 +108,13 @@ def _clean(df, args, say):
         df, dropped = catalog.deduplicate(df, [k.strip() for k in args.dedupe.split(",")])
         drops.append(dropped)
     for spec in args.exclude_finetune:
-        df, dropped = catalog.exclude_recordings(df, catalog.read_source(*_spec(spec, "--exclude-finetune")))
+        bad: list = []
+        df, dropped = catalog.exclude_recordings(df, catalog.read_source(*_spec(spec, "--exclude-finetune"),
+                                                                         bad_rows=bad))
         drops.append(dropped)
+        if bad:
+            notes.append(f"--exclude-finetune {spec}: {sum(map(len, bad))} bad row(s) of its metadata ignored "
+                         f"(first: {bad[0]['detail'].iat[0]})")
     for path in args.corrupt_list:
         df, dropped, unmatched = catalog.drop_listed(df, catalog.read_corrupt_list(path))
         drops.append(dropped)
@@ -114,6 +128,8 @@ def _clean(df, args, say):
         say(f"catalog: checking {files} recordings with {args.workers} worker(s)")
         with Progress(files, say, name="catalog: check-audio") as progress:
             df, dropped = catalog.drop_unusable(df, args.workers, progress)
+        for path, reason in dropped[["filepath", "detail"]].drop_duplicates().itertuples(index=False):
+            say(f"catalog: skip {path}: {reason}")
         drops.append(dropped)
     return df, drops, notes
 

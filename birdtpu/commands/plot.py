@@ -85,7 +85,7 @@ def _classes(args):
         from birdtpu.data.prepare import ensure_dataset, load_catalog
 
         ensure_dataset(cfg, log)
-        df, _ = load_catalog(cfg)
+        df, _ = load_catalog(cfg, log)
         out, title = args.out or join(cfg.run_dir, "plots", "classes.png"), f"{cfg.name}: catalog as `fit` reads it"
     fig = plots.class_distribution_figure(df, thresholds, f"{title}: {len(df)} rows, {df['label'].nunique()} classes")
     return fig, out, f"{df['label'].nunique()} classes, {len(df)} rows"

@@ -16,6 +16,14 @@ Canonical columns (one row per recording, or per labelled segment for Rainforest
 Readers are vectorised (pandas string operations; each distinct label-list string is parsed once),
 and rows that share a label set share one `labels` list object: never mutate one in place.
 Errors name the metadata file and the row, counting the header as row 1 (as a spreadsheet does).
+
+Bad rows: a row with an empty label or file name, a malformed label list, a path outside the data
+root, a bad box, a repeat of an earlier row's file, or (with `classes`) a primary label outside the
+class list is one bad row of many. Readers given a `bad_rows` list skip such rows and append a
+table of them (columns DROPPED, the reason a short kind, the detail naming file and row); without
+one, the first bad row is a DataError. A file whose every row is bad, or that lacks a required
+column or is not a CSV, is always a DataError. A secondary label outside `classes` is no bad row:
+it moves to `other_labels`, like Cornell species without a code.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import math
 import multiprocessing
 import posixpath
 import re
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
 
@@ -85,13 +94,22 @@ def _parse_list(cell) -> list[str]:
     return [s for s in (str(v).strip() for v in value) if s]
 
 
-def _relative(relative: str, where: str) -> str:
-    """`relative` normalised; DataError where it is absolute or climbs out with `..`."""
+def _normalised(relative: str) -> tuple[str, str | None]:
+    """(`relative` normalised, None), or (its kind of problem, the message) where it is absolute,
+    climbs out with `..` or names the root itself."""
     norm = posixpath.normpath(relative)
     if relative.startswith("/") or norm == ".." or norm.startswith("../"):
-        raise DataError(f"{where}: path {relative!r} escapes the data root")
+        return "path outside the data root", f"path {relative!r} escapes the data root"
     if norm == ".":
-        raise DataError(f"{where}: path {relative!r} names the data root, not a file")
+        return "not a file path", f"path {relative!r} names the data root, not a file"
+    return norm, None
+
+
+def _relative(relative: str, where: str) -> str:
+    """`relative` normalised; DataError where it is absolute or climbs out with `..`."""
+    norm, problem = _normalised(relative)
+    if problem:
+        raise DataError(f"{where}: {problem}")
     return norm
 
 
@@ -105,16 +123,55 @@ def safe_join(root: str, relative: str, where: str) -> str:
     return f"{root.rstrip('/')}/{_relative(relative, where)}"
 
 
-def _paths(audio_root: str, relative: pd.Series, path: str) -> tuple[pd.Series, pd.Series]:
-    """(filepath, normalised relative path) per row; DataError names the first escaping row."""
+def _paths(audio_root: str, relative: pd.Series, bad: "_BadRows") -> tuple[pd.Series, pd.Series]:
+    """(filepath, normalised relative path) per row; a path outside the root is a bad row."""
     relative = relative.copy()
     for i in np.flatnonzero(relative.str.contains(_SUSPECT, regex=True).to_numpy()):
-        relative.iat[i] = _relative(relative.iat[i], _where(path, relative.index[i]))
+        norm, problem = _normalised(relative.iat[i])
+        if problem:
+            bad.add(relative.index[i], norm, problem, relative.iat[i])
+        else:
+            relative.iat[i] = norm
     return audio_root + "/" + relative, relative
 
 
 def _where(path: str, index) -> str:
     return f"{path} row {int(index) + 2}"
+
+
+class _BadRows:
+    """The bad rows of one metadata file (see the module docstring): an error each, or collected."""
+
+    def __init__(self, path: str, source: str, collect: list | None):
+        self.path, self.source, self.collect = path, source, collect
+        self.rows: dict[int, tuple[str, str, str]] = {}  # row label -> (kind, file, detail)
+
+    def add(self, index, kind: str, message: str, file: str = "") -> None:
+        """Row `index` (a label of the table as read) is bad; DataError where nothing collects."""
+        detail = f"{_where(self.path, index)}: {message}"
+        if self.collect is None:
+            raise DataError(detail)
+        self.rows.setdefault(int(index), (kind, file, detail))
+
+    def good(self, index: pd.Index) -> np.ndarray:
+        """True for the rows of `index` not marked bad."""
+        return ~np.asarray(index.isin(list(self.rows)))
+
+    def drop(self, out: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+        """`out` (one row per label of `index`) without the bad rows, which are collected."""
+        if not self.rows:
+            return out
+        keep = self.good(index)
+        if not keep.any():
+            raise DataError(f"{self.path}: all {len(index)} rows are unusable "
+                            f"(first: {self.rows[min(self.rows)][2]})")
+        pos = np.flatnonzero(~keep)
+        kinds = [self.rows[int(index[i])] for i in pos]
+        files = [f or out["filepath"].iat[i] for (_, f, _), i in zip(kinds, pos)]
+        self.collect.append(pd.DataFrame({"filepath": files, "source": self.source,
+                                          "reason": [k for k, _, _ in kinds],
+                                          "detail": [d for _, _, d in kinds]}, columns=DROPPED))
+        return out[keep].reset_index(drop=True)
 
 
 def _read_csv(path: str, required: list[str], text: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -140,12 +197,12 @@ def _read_csv(path: str, required: list[str], text: tuple[str, ...] = ()) -> pd.
     return df
 
 
-def _text(df: pd.DataFrame, column: str, path: str) -> pd.Series:
-    """A required text column, stripped; DataError names the first empty row."""
-    values = df[column].astype("str").str.strip()
-    empty = df[column].isna() | (values == "")
-    if empty.any():
-        raise DataError(f"{_where(path, df.index[np.argmax(empty.to_numpy())])}: empty {column}")
+def _text(df: pd.DataFrame, column: str, bad: _BadRows) -> pd.Series:
+    """A required text column, stripped; an empty cell is a bad row."""
+    empty = df[column].isna()
+    values = df[column].astype("str").str.strip().where(~empty, "")
+    for i in np.flatnonzero((values == "").to_numpy()):
+        bad.add(df.index[i], f"empty {column}", f"empty {column}")
     return values
 
 
@@ -153,32 +210,33 @@ def _optional_text(df: pd.DataFrame, column: str):
     return df[column].astype("str").str.strip() if column in df.columns else np.nan
 
 
-def _number(df: pd.DataFrame, column: str, path: str, required: bool = False):
-    """A numeric column (NaN where missing); with `required`, DataError on an empty or bad cell."""
+def _number(df: pd.DataFrame, column: str, bad: _BadRows | None = None, kind: str = ""):
+    """A numeric column (NaN where missing); with `bad`, an empty or bad cell is a bad row of `kind`."""
     if column not in df.columns:
         return np.nan
     values = pd.to_numeric(df[column], errors="coerce")
-    if required and values.isna().any():
-        i = np.argmax(values.isna().to_numpy())
-        raise DataError(f"{_where(path, df.index[i])}: {column} {df[column].iat[i]!r} is not a number")
+    if bad is not None:
+        for i in np.flatnonzero(values.isna().to_numpy()):
+            bad.add(df.index[i], kind, f"{column} {df[column].iat[i]!r} is not a number")
     return values.to_numpy(np.float64)
 
 
-def _no_duplicates(df: pd.DataFrame, keys: list[str], path: str) -> None:
-    """DataError naming the first row that repeats an earlier row's `keys`."""
-    dup = df.duplicated(keys, keep="first").to_numpy()
-    if dup.any():
-        i = int(np.argmax(dup))
-        same = (df[keys] == df[keys].iloc[i]).all(axis=1).to_numpy()
-        j = int(np.argmax(same))
+def _no_duplicates(df: pd.DataFrame, keys: list[str], bad: _BadRows, index: pd.Index) -> None:
+    """A row (of `df`, labelled by `index`) that repeats an earlier good row's `keys` is a bad row."""
+    good = bad.good(index)
+    dup = np.zeros(len(df), bool)
+    dup[good] = df[good].duplicated(keys, keep="first").to_numpy()
+    for i in np.flatnonzero(dup):
+        same = good & (df[keys] == df[keys].iloc[i]).all(axis=1).to_numpy()
         shown = ", ".join(f"{k}={df[k].iat[i]}" for k in keys)
-        raise DataError(f"{_where(path, df.index[i])}: duplicate of row {int(df.index[j]) + 2} ({shown})")
+        bad.add(index[i], "duplicate row", f"duplicate of row {int(index[np.argmax(same)]) + 2} ({shown})",
+                str(df["filepath"].iat[i]) if "filepath" in df.columns else "")
 
 
-def _combine(primary: pd.Series, cells, parse, path: str) -> tuple[np.ndarray, np.ndarray]:
+def _combine(primary: pd.Series, cells, parse, bad: _BadRows) -> tuple[np.ndarray, np.ndarray]:
     """Per row: `labels` (primary first, then the parsed cell's labels) and `other_labels`.
 
-    `parse(cell) -> (labels, others)` runs once per distinct cell; a ValueError names the row.
+    `parse(cell) -> (labels, others)` runs once per distinct cell; a ValueError makes its rows bad.
     """
     pcodes, puniq = pd.factorize(primary)
     puniq = puniq.to_numpy(object)
@@ -191,7 +249,9 @@ def _combine(primary: pd.Series, cells, parse, path: str) -> tuple[np.ndarray, n
         try:
             parsed.append(parse(cell))
         except ValueError as err:
-            raise DataError(f"{_where(path, primary.index[np.argmax(scodes == k)])}: {err}") from None
+            for i in np.flatnonzero(scodes == k):
+                bad.add(primary.index[i], "malformed secondary_labels", str(err))
+            parsed.append(([], []))
     parsed.append(([], []))  # code -1: empty cell
     width = len(suniq) + 1
     ccodes, cuniq = pd.factorize(pcodes.astype(np.int64) * width + scodes + 1)
@@ -262,68 +322,73 @@ def _audio_root(root: str, audio_dir: str) -> str:
 
 def read_birdclef(root: str, metadata: str = "train_metadata.csv", audio_dir: str = "train_audio",
                   source: str = "birdclef", label_dir: bool = False,
-                  classes: list[str] | None = None) -> pd.DataFrame:
+                  classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
     """BirdCLEF 2021-2024 `train_metadata.csv` as a canonical table.
 
     Audio is `<root>/<audio_dir>/<filename>`, or `<root>/<audio_dir>/<primary_label>/<filename>`
-    with `label_dir` (2021: `train_short_audio`). With `classes`, a label outside it is an error.
+    with `label_dir` (2021: `train_short_audio`). `classes`, `bad_rows`: see the module docstring.
     """
     path = _meta_path(root, metadata)
     df = _read_csv(path, ["primary_label", "filename"],
                    text=("primary_label", "secondary_labels", "filename", "url", "author"))
-    primary = _text(df, "primary_label", path)
-    relative = _text(df, "filename", path)
+    bad = _BadRows(path, source, bad_rows)
+    primary = _text(df, "primary_label", bad)
+    relative = _text(df, "filename", bad)
     if label_dir:
         relative = primary + "/" + relative
-    filepath, relative = _paths(_audio_root(root, audio_dir), relative, path)
-    labels, others = _combine(primary, df.get("secondary_labels"), lambda c: (_parse_list(c), []), path)
+    filepath, relative = _paths(_audio_root(root, audio_dir), relative, bad)
+    labels, others = _combine(primary, df.get("secondary_labels"), lambda c: (_parse_list(c), []), bad)
     out = _canonical(
         len(df), filepath=filepath, filename=relative, label=primary, labels=labels, other_labels=others,
         source=source, xc_id=_xc_ids(relative, df.get("url")), author=_optional_text(df, "author"),
-        rating=_number(df, "rating", path), latitude=_number(df, "latitude", path),
-        longitude=_number(df, "longitude", path))
-    _no_duplicates(out, ["filepath"], path)
+        rating=_number(df, "rating"), latitude=_number(df, "latitude"), longitude=_number(df, "longitude"))
+    _no_duplicates(out, ["filepath"], bad, df.index)
+    return _finish(out, classes, bad, df.index)
+
+
+def _finish(out: pd.DataFrame, classes: list[str] | None, bad: _BadRows, index: pd.Index) -> pd.DataFrame:
+    """`out` with labels checked against `classes` (see the module docstring), bad rows dropped."""
     if classes is not None:
-        check_labels(out, classes, path)
-    return out
+        out = _known_labels(out, classes, bad, index)
+    return bad.drop(out, index)
 
 
 def read_cornell(root: str, metadata: str = "train.csv", audio_dir: str = "train_audio",
                  source: str = "birdclef2020", part: str | None = None,
-                 classes: list[str] | None = None) -> pd.DataFrame:
+                 classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
     """BirdCLEF 2020 (Cornell birdsong-recognition) `train.csv`; audio `<audio_dir>/<ebird_code>/<filename>`.
 
     Secondary labels there are `"Genus species_Common Name"`; they become eBird codes where the
     file names that species (its `primary_label` or `sci_name` + `species`), else `other_labels`.
-    `part` ("A-M") keeps the rows whose eBird code starts with a letter in that range.
+    `part` ("A-M") keeps the rows whose eBird code starts with a letter in that range (and those
+    without a code, to report them). `classes`, `bad_rows`: see the module docstring.
     """
     path = _meta_path(root, metadata)
     df = _read_csv(path, ["ebird_code", "filename"],
                    text=("ebird_code", "filename", "secondary_labels", "primary_label", "sci_name",
                          "species", "xc_id", "url", "author"))
-    code = _text(df, "ebird_code", path)
-    filepath, relative = _paths(_audio_root(root, audio_dir), code + "/" + _text(df, "filename", path), path)
-    names = _species_names(df, code)
-    known = set(code)
+    every = df["ebird_code"].fillna("").astype(str).str.strip()
+    names = _species_names(df, every)  # from the whole file, whichever part is read
+    known = set(every) - {""}
+    if part is not None:
+        df = df[(_in_letter_range(every, part, path) | (every == "")).to_numpy()]
+    bad = _BadRows(path, source, bad_rows)
+    code = _text(df, "ebird_code", bad)
+    filepath, relative = _paths(_audio_root(root, audio_dir), code + "/" + _text(df, "filename", bad), bad)
 
     def parse(cell):
         listed = _parse_list(cell)
         mapped = [names.get(s, s) for s in listed if s in names or s in known]
         return mapped, [s for s in listed if s not in names and s not in known]
 
-    labels, others = _combine(code, df.get("secondary_labels"), parse, path)
+    labels, others = _combine(code, df.get("secondary_labels"), parse, bad)
     out = _canonical(
         len(df), filepath=filepath, filename=relative, label=code, labels=labels, other_labels=others,
         source=source, xc_id=_xc_ids(relative, df.get("url"), df.get("xc_id")),
-        author=_optional_text(df, "author"), rating=_number(df, "rating", path),
-        duration=_number(df, "duration", path), latitude=_number(df, "latitude", path),
-        longitude=_number(df, "longitude", path))
-    _no_duplicates(out, ["filepath"], path)
-    if part is not None:
-        out = out[_in_letter_range(code, part, path).to_numpy()]
-    if classes is not None:
-        check_labels(out, classes, path)
-    return out.reset_index(drop=True)
+        author=_optional_text(df, "author"), rating=_number(df, "rating"), duration=_number(df, "duration"),
+        latitude=_number(df, "latitude"), longitude=_number(df, "longitude"))
+    _no_duplicates(out, ["filepath"], bad, df.index)
+    return _finish(out, classes, bad, df.index)
 
 
 def _species_names(df: pd.DataFrame, code: pd.Series) -> dict[str, str]:
@@ -336,6 +401,7 @@ def _species_names(df: pd.DataFrame, code: pd.Series) -> dict[str, str]:
         columns.append(df["primary_label"])
     for name in columns:
         pairs = pd.DataFrame({"name": name, "code": code}).dropna().drop_duplicates()
+        pairs = pairs[pairs["code"] != ""]
         names.update(zip(pairs["name"], pairs["code"]))
     return names
 
@@ -349,17 +415,18 @@ def _in_letter_range(code: pd.Series, part: str, path: str) -> pd.Series:
 
 
 def read_xc_extended(root: str, part: str = "A-M", metadata: str = "train_extended.csv",
-                     source: str | None = None, classes: list[str] | None = None) -> pd.DataFrame:
+                     source: str | None = None, classes: list[str] | None = None,
+                     bad_rows: list | None = None) -> pd.DataFrame:
     """Xeno-Canto extended A-M or N-Z (`train_extended.csv`, Cornell columns; audio `<part>/<ebird_code>/`).
 
     Both datasets ship the full `train_extended.csv`; the rows of the other part are left out.
     """
     return read_cornell(root, metadata, audio_dir=part, source=source or f"xc-{part.lower()}",
-                        part=part, classes=classes)
+                        part=part, classes=classes, bad_rows=bad_rows)
 
 
 def read_fat2019(root: str, subset: str = "curated", source: str | None = None,
-                 classes: list[str] | None = None) -> pd.DataFrame:
+                 classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
     """Freesound Audio Tagging 2019 `train_curated.csv` / `train_noisy.csv` (`fname`, comma-joined `labels`).
 
     Multi-label: `labels` holds every label, `label` the first. Audio is `train_<subset>/<fname>`.
@@ -368,24 +435,26 @@ def read_fat2019(root: str, subset: str = "curated", source: str | None = None,
         raise DataError(f"fat2019 subset {subset!r}: expected curated or noisy")
     path = _meta_path(root, f"train_{subset}.csv")
     df = _read_csv(path, ["fname", "labels"], text=("fname", "labels"))
-    _no_duplicates(df, ["fname"], path)
-    cells = _text(df, "labels", path)
+    bad = _BadRows(path, source or f"fat2019-{subset}", bad_rows)
+    cells = _text(df, "labels", bad)
     codes, uniq = pd.factorize(cells)
     lists = _objects(list(dict.fromkeys(s for s in (p.strip() for p in cell.split(",")) if s)) for cell in uniq)
     for k, labels in enumerate(lists):
         if not labels:
-            raise DataError(f"{_where(path, df.index[np.argmax(codes == k)])}: no label in {uniq[k]!r}")
+            for i in np.flatnonzero(codes == k):
+                bad.add(df.index[i], "empty labels", f"no label in {uniq[k]!r}")
+            labels.append("")
     firsts = np.array([labels[0] for labels in lists], dtype=object)
-    filepath, relative = _paths(_audio_root(root, f"train_{subset}"), _text(df, "fname", path), path)
+    filepath, relative = _paths(_audio_root(root, f"train_{subset}"), _text(df, "fname", bad), bad)
     out = _canonical(len(df), filepath=filepath, filename=relative, label=firsts[codes],
-                     labels=lists[codes], source=source or f"fat2019-{subset}")
-    if classes is not None:
-        check_labels(out, classes, path)
-    return out
+                     labels=lists[codes], source=bad.source)
+    _no_duplicates(out, ["filepath"], bad, df.index)
+    return _finish(out, classes, bad, df.index)
 
 
 def read_rainforest(root: str, subset: str = "tp", audio_dir: str = "train", extension: str = ".flac",
-                    source: str | None = None, classes: list[str] | None = None) -> pd.DataFrame:
+                    source: str | None = None, classes: list[str] | None = None,
+                    bad_rows: list | None = None) -> pd.DataFrame:
     """Rainforest Connection `train_tp.csv` / `train_fp.csv`: one row per labelled box.
 
     `label` is the species id (as text); `positive` is False for fp rows (the species verified
@@ -396,21 +465,19 @@ def read_rainforest(root: str, subset: str = "tp", audio_dir: str = "train", ext
     path = _meta_path(root, f"train_{subset}.csv")
     keys = ["recording_id", "species_id", "songtype_id", *BOXES]
     df = _read_csv(path, keys, text=("recording_id", "species_id"))
-    _no_duplicates(df, keys, path)
-    species = _text(df, "species_id", path)
-    box = {c: _number(df, c, path, required=True) for c in BOXES}
-    bad = (box["t_max"] <= box["t_min"]) | (box["f_max"] <= box["f_min"]) | (box["t_min"] < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(f"{_where(path, df.index[i])}: empty or negative box (t {box['t_min'][i]}-"
-                        f"{box['t_max'][i]} s, f {box['f_min'][i]}-{box['f_max'][i]} Hz)")
-    filepath, relative = _paths(_audio_root(root, audio_dir), _text(df, "recording_id", path) + extension, path)
+    bad = _BadRows(path, source or f"rfcx-{subset}", bad_rows)
+    species = _text(df, "species_id", bad)
+    box = {c: _number(df, c, bad, "bad box") for c in BOXES}
+    empty = (box["t_max"] <= box["t_min"]) | (box["f_max"] <= box["f_min"]) | (box["t_min"] < 0)
+    for i in np.flatnonzero(empty):
+        bad.add(df.index[i], "bad box", f"empty or negative box (t {box['t_min'][i]}-{box['t_max'][i]} s, "
+                                        f"f {box['f_min'][i]}-{box['f_max'][i]} Hz)")
+    filepath, relative = _paths(_audio_root(root, audio_dir), _text(df, "recording_id", bad) + extension, bad)
     out = _canonical(len(df), filepath=filepath, filename=relative, label=species, labels=_shared(species),
-                     source=source or f"rfcx-{subset}", songtype=_number(df, "songtype_id", path),
-                     positive=subset == "tp", **box)
-    if classes is not None:
-        check_labels(out, classes, path)
-    return out
+                     source=bad.source, songtype=_number(df, "songtype_id"), positive=subset == "tp", **box)
+    _no_duplicates(out.assign(songtype_id=df["songtype_id"].to_numpy()),
+                   ["filepath", "label", "songtype_id", *BOXES], bad, df.index)
+    return _finish(out, classes, bad, df.index)
 
 
 # format name -> (reader, its keyword arguments)
@@ -431,12 +498,15 @@ FORMATS: dict[str, tuple] = {
 }
 
 
-def read_source(fmt: str, root: str, classes: list[str] | None = None) -> pd.DataFrame:
-    """The canonical table of one dataset in format `fmt` (a key of FORMATS) under `root`."""
+def read_source(fmt: str, root: str, classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
+    """The canonical table of one dataset in format `fmt` (a key of FORMATS) under `root`.
+
+    `classes`, `bad_rows`: see the module docstring.
+    """
     if fmt not in FORMATS:
         raise DataError(f"unknown metadata format {fmt!r} (one of {', '.join(FORMATS)})")
     reader, kwargs = FORMATS[fmt]
-    return reader(root, source=fmt, classes=classes, **kwargs)
+    return reader(root, source=fmt, classes=classes, bad_rows=bad_rows, **kwargs)
 
 
 def read_class_list(path: str) -> list[str]:
@@ -462,21 +532,34 @@ def read_class_list(path: str) -> list[str]:
     return [str(n) for n in names]
 
 
-def check_labels(df: pd.DataFrame, classes: list[str], where: str) -> None:
-    """DataError naming the first row (of a table as read) with a label outside `classes`."""
+def _known_labels(df: pd.DataFrame, classes: list[str], bad: _BadRows, index: pd.Index) -> pd.DataFrame:
+    """Rows whose primary label is outside `classes` marked bad; other labels outside it moved to
+    `other_labels` (rows of `df` are labelled by `index`)."""
     known = set(classes)
-    unknown = set(chain.from_iterable(df["labels"])) - known
-    if not unknown:
-        return
-    for i, labels in enumerate(df["labels"]):
-        bad = [label for label in labels if label in unknown]
-        if bad:
-            kind = "primary label" if bad[0] == labels[0] else "secondary label"
-            raise DataError(f"{_where(where, df.index[i])}: {kind} {bad[0]!r} is not one of the "
-                            f"{len(known)} classes ({len(unknown)} unknown label(s) in all)")
+    if not set(chain.from_iterable(df["labels"])) - known:
+        return df
+    labels, others = df["labels"].to_numpy().copy(), df["other_labels"].to_numpy().copy()
+    for i in np.flatnonzero(bad.good(index)):
+        row = labels[i]
+        if row[0] not in known:
+            bad.add(index[i], "unknown label", f"primary label {row[0]!r} is not one of the {len(known)} classes",
+                    df["filepath"].iat[i])
+        elif any(x not in known for x in row):
+            labels[i] = [x for x in row if x in known]
+            others[i] = list(others[i]) + [x for x in row if x not in known]
+    return df.assign(labels=labels, other_labels=others)
 
 
 # ----------------------------------------------------------------------------- merging and cleaning
+
+def skip_summary(verb: str, reasons, total: int, unit: str) -> str:
+    """`<verb>: skipped 3 of 120 <unit>: 2 unreadable, 1 all samples are zero`: each kind of reason
+    (its text before " (") with its count, most frequent first, then by name."""
+    kinds = Counter(str(r).split(" (")[0] for r in reasons)
+    line = f"{verb}: skipped {sum(kinds.values())} of {total} {unit}"
+    return line + (": " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kn: (-kn[1], kn[0])))
+                   if kinds else "")
+
 
 def merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Several canonical tables as one (in the given order, which de-duplication keeps first)."""

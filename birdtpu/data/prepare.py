@@ -23,17 +23,25 @@ def ensure_dataset(cfg, log=print) -> None:
     write_dataset(cfg.data.root, cfg.synth, log=log)
 
 
-def load_catalog(cfg) -> tuple[pd.DataFrame, list[str]]:
+def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
     """The run's catalog (from `data.table`, or root's metadata in `data.format`), sampled and
     folded, and its label map. A table that has a `fold` column keeps its folds. Upsampled copies
-    come after the folds, so a recording and its copies are never on both sides of a split."""
+    come after the folds, so a recording and its copies are never on both sides of a split.
+    Bad metadata rows (duplicates, paths outside the root, malformed labels) are logged, counted
+    and skipped."""
     d = cfg.data
+    bad: list = []
     if d.table:
         df = catalog.read_table(d.table)
     elif d.format == "birdclef":
-        df = catalog.read_birdclef(d.root, d.metadata, d.audio_dir)
+        df = catalog.read_birdclef(d.root, d.metadata, d.audio_dir, bad_rows=bad)
     else:
-        df = catalog.read_source(d.format, d.root)
+        df = catalog.read_source(d.format, d.root, bad_rows=bad)
+    if bad:
+        skipped = pd.concat(bad, ignore_index=True)
+        for detail in skipped["detail"]:
+            log(f"catalog: skip {detail}")
+        log(catalog.skip_summary("catalog", skipped["reason"], len(df) + len(skipped), "metadata rows"))
     if d.max_per_class:
         df = sampling.downsample(df, d.max_per_class, cfg.runtime.seed)
     if d.cv_min:
@@ -52,20 +60,32 @@ def _shard_settings(cfg) -> dict:
             "seed": cfg.runtime.seed}
 
 
-def ensure_shards(cfg, log=print, rebuild: bool = False) -> dict:
-    """The manifest of the run's shard set, building (or finishing) it where needed."""
+def ensure_shards(cfg, log=print, rebuild: bool = False, repair: bool = False, verify: bool = False) -> dict:
+    """The manifest of the run's shard set, building (or finishing) it where needed.
+
+    The shards of a finished set are checked first: a missing one or one of another size (with
+    `verify`, another sha256) is rewritten with `repair` (`birdtpu shard`), else a DataError names it.
+    """
     out = cfg.shard_dir
     settings = _shard_settings(cfg)
     if rebuild and io.exists(out):
         io.rmtree(out)
     if io.exists(join(out, shards.MANIFEST)):
         manifest = shards.read_manifest(out)
-        if manifest.get("config") == settings:
+        if manifest.get("config") != settings:
+            raise DataError(f"{out}: shards were built with other data/shard settings; "
+                            "use another shards.dir or `birdtpu shard --rebuild`")
+        problems = shards.check_shards(out, manifest, verify)
+        if not problems:
             return manifest
-        raise DataError(f"{out}: shards were built with other data/shard settings; "
-                        "use another shards.dir or `birdtpu shard --rebuild`")
+        if not repair:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise DataError(f"{problems[0]}{more}; rerun `birdtpu shard` to rewrite "
+                            f"{'them' if more else 'it'}")
+        for problem in problems:
+            log(f"shard: rewriting {problem}")
     ensure_dataset(cfg, log)
-    df, classes = load_catalog(cfg)
+    df, classes = load_catalog(cfg, log)
     weights = catalog.targets(df, classes, cfg.data.secondary_weight)
     return shards.build_shards(df, classes, out, cfg.data.sample_rate, cfg.shards, settings, weights, log,
-                               seed=cfg.runtime.seed)
+                               seed=cfg.runtime.seed, verify=verify)

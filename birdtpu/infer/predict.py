@@ -9,7 +9,8 @@ per recording (`infer.aggregate`). The submission follows the sample submission'
 is validated before it is written.
 
 A recording that cannot be decoded or has no samples is named, counted and left out; the others
-are predicted (the CLI then exits 1). Non-finite samples are set to zero and counted. The next
+are predicted (the CLI then exits 1). A truncated recording is predicted over the part that
+decodes, named and counted. Non-finite samples are set to zero and counted. The next
 recording is decoded in a background thread while the current one is scored.
 """
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from birdtpu import io
 from birdtpu.config import join
-from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError, container_problem, load_audio
 from birdtpu.errors import DataError
 from birdtpu.infer import postprocess
 from birdtpu.infer.runners import KerasRunner, load_model, open_model  # noqa: F401  (load_model: public)
@@ -58,18 +59,19 @@ def decode(path: str, rates: list[int]) -> dict[int, np.ndarray]:
     for rate in rates:
         wave, _ = load_audio(path, rate, check=False)
         if wave.size == 0:
-            raise AudioError(path, "empty (no samples)")
+            raise AudioError(path, container_problem(path) or "empty (no samples)")
         out[rate] = wave
     return out
 
 
 def _decoded(paths: list[str], rates: list[int], ahead: int = 2):
-    """(path, waves or the AudioError) in order, decoding up to `ahead` files in a background thread."""
+    """(path, (waves or the AudioError, why it is cut short or None)) in order, decoding up to
+    `ahead` files in a background thread."""
     def job(path):
         try:
-            return decode(path, rates)
+            return decode(path, rates), container_problem(path)
         except AudioError as err:
-            return err
+            return err, None
 
     with ThreadPoolExecutor(1) as pool:
         queue = deque((p, pool.submit(job, p)) for p in paths[:ahead])
@@ -146,22 +148,27 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
     """Score `paths` with `runners` (see the module docstring) into a submission-shaped table.
 
     Returns {table (row_id + classes), expected (the ids the predicted recordings must have, from
-    their lengths), skipped [{file, reason}], export_checks {path: comparison}, windows, seconds}.
+    their lengths), skipped [{file, reason}], partial [{file, reason}] (truncated, predicted over
+    what decodes), export_checks {path: comparison}, windows, seconds}.
     Models at other sample rates are fitted to the windows of the lowest rate (resampling can
     add or drop a window of a few samples at the end).
     """
     classes = _classes(runners)
     order = [[r.classes.index(c) for c in classes] for r in runners]
     rates = sorted({r.meta["sample_rate"] for r in runners})
-    ids, expected, parts, skipped, checks = [], [], [], [], {}
+    ids, expected, parts, skipped, partial, checks = [], [], [], [], [], {}
     started, n_windows = time.time(), 0
     progress = Progress(len(paths), log, name="predict", unit="recordings")
-    for path, waves in _decoded(paths, rates):
+    for path, (waves, problem) in _decoded(paths, rates):
         if isinstance(waves, AudioError):
             skipped.append({"file": path, "reason": waves.reason})
             progress.message(f"predict: skip {path}: {waves.reason}")
             progress.advance()
             continue
+        if problem:
+            partial.append({"file": path, "reason": problem})
+            progress.message(f"predict: {path}: {problem}; predicting the "
+                             f"{len(waves[rates[0]]) / rates[0]:.2f} s that decode")
         for rate, wave in waves.items():
             bad = ~np.isfinite(wave)
             if bad.any():
@@ -195,7 +202,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
     progress.close()
     table = pd.DataFrame(np.concatenate(parts) if parts else np.zeros((0, len(classes)), np.float32), columns=classes)
     table.insert(0, "row_id", ids)
-    return {"table": table, "expected": expected, "skipped": skipped, "export_checks": checks,
+    return {"table": table, "expected": expected, "skipped": skipped, "partial": partial, "export_checks": checks,
             "windows": n_windows, "seconds": time.time() - started}
 
 
@@ -213,7 +220,7 @@ def _sample_submission(cfg) -> str:
 def predict(cfg, log=print) -> dict:
     """Predict the recordings of `cfg` and write the submission; returns a summary.
 
-    Summary keys: submission, rows, files, skipped, windows, windows_per_second, export_checks,
+    Summary keys: submission, rows, files, skipped, partial, windows, windows_per_second, export_checks,
     and macro_roc_auc (with truth_rows) where `<data.root>/soundscape_labels.csv` has truth for them.
     """
     inf = cfg.infer
@@ -235,6 +242,7 @@ def predict(cfg, log=print) -> dict:
     out = inf.submission or join(cfg.run_dir, "submission.csv")
     write_submission(table, out, list(table.columns[1:]), result["expected"])
     summary = {"submission": out, "rows": len(table), "files": len(paths) - len(skipped), "skipped": skipped,
+               "partial": result["partial"],
                "windows": result["windows"], "windows_per_second": result["windows"] / max(result["seconds"], 1e-9),
                "export_checks": {k: v for k, v in result["export_checks"].items() if v}}
     truth_path = join(cfg.data.root, "soundscape_labels.csv")

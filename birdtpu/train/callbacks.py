@@ -2,14 +2,18 @@
 (CSV and PNG, through birdtpu.tracking.Tracker, which also logs to W&B). Every file is written atomically (temporary name, then rename).
 
 Resuming: `Backup` writes the weights with the optimizer state (so `optimizer.iterations` and the
-learning-rate schedule come back) to `ckpt-<global step>.weights.h5`, then `state.json` with the
+learning-rate schedule come back) to `ckpt-<global step>.keras`, then `state.json` with the
 epoch, the step within it and the state of the callbacks that keep one (`BestCheckpoint`,
 `EarlyStop`). `state.json` is the commit point: a kill at any moment leaves the previous backup
 whole. It saves at each epoch end and, with `every_steps`, within epochs.
+
+A full disk stops the run with one line (io.NoSpaceError, naming the file): the temporary file is
+removed, the previous checkpoint and backup stay whole, and a rerun resumes from that backup.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import uuid
@@ -21,6 +25,16 @@ from birdtpu.config import join
 from birdtpu.errors import BirdtpuError
 
 STATE = "state.json"
+NO_SPACE = "free space or choose another output_dir; the last backup is kept, rerun to resume"
+
+
+@contextlib.contextmanager
+def _no_space_hint():
+    """Re-raise a NoSpaceError with what a run's user can do about it."""
+    try:
+        yield
+    except io.NoSpaceError as err:
+        raise io.NoSpaceError(err.path, NO_SPACE) from None
 
 
 def _listdir(folder: str) -> list[str]:
@@ -40,13 +54,19 @@ def _remove(path: str) -> None:
         tf.io.gfile.remove(path)
 
 
-def save_model_atomic(model, path: str, weights_only: bool = False) -> None:
-    """`model.save` (or `save_weights`) to a temporary sibling, then rename over `path`."""
+def save_model_atomic(model, path: str) -> None:
+    """`model.save` (a .keras file, with the optimizer state) to a temporary sibling, then rename over
+    `path`; on a failure the temporary file is removed (NoSpaceError where the disk is full)."""
     head, tail = os.path.split(path)
-    suffix = ".weights.h5" if weights_only else ".keras"
-    tmp = join(head, f".tmp-{uuid.uuid4().hex[:8]}-{tail[: -len(suffix)]}{suffix}")
-    (model.save_weights if weights_only else model.save)(tmp)
-    io.commit(tmp, path)
+    tmp = join(head, f".tmp-{uuid.uuid4().hex[:8]}-{tail}")
+    try:
+        model.save(tmp)
+        io.commit(tmp, path)
+    except BaseException as err:
+        io.discard(tmp)
+        if io.out_of_space(err):
+            raise io.NoSpaceError(path, NO_SPACE) from None
+        raise
 
 
 class Backup(keras.callbacks.Callback):
@@ -103,12 +123,21 @@ class Backup(keras.callbacks.Callback):
     def save(self, global_step: int) -> None:
         """Write the weights, then commit `state.json`, then drop older checkpoints."""
         io.makedirs(self.backup_dir)
-        name = f"ckpt-{global_step:09d}.weights.h5"
-        save_model_atomic(self.model, join(self.backup_dir, name), weights_only=True)
-        io.write_json(join(self.backup_dir, STATE), {
-            "epoch": global_step // self.steps_per_epoch, "step": global_step % self.steps_per_epoch,
-            "global_step": global_step, "steps_per_epoch": self.steps_per_epoch, "weights": name,
-            "trackers": {k: t.get_state() for k, t in self.trackers.items()}})
+        # a .keras file (its weights and optimizer state are what .weights.h5 holds): Keras builds it in
+        # memory and writes it as one file object, where h5py writing to a full disk leaves a file
+        # it cannot close (noise, then a crash at exit)
+        name = f"ckpt-{global_step:09d}.keras"
+        with _no_space_hint():
+            try:
+                save_model_atomic(self.model, join(self.backup_dir, name))
+                io.write_json(join(self.backup_dir, STATE), {
+                    "epoch": global_step // self.steps_per_epoch, "step": global_step % self.steps_per_epoch,
+                    "global_step": global_step, "steps_per_epoch": self.steps_per_epoch, "weights": name,
+                    "trackers": {k: t.get_state() for k, t in self.trackers.items()}})
+            except io.NoSpaceError:  # state.json still names the previous checkpoint: drop the new one
+                if name != (self.read_state() or {}).get("weights"):
+                    io.discard(join(self.backup_dir, name))
+                raise
         for old in _listdir(self.backup_dir):
             if old != name and (old.startswith("ckpt-") or old.startswith(".tmp-")):
                 _remove(join(self.backup_dir, old))
@@ -149,8 +178,8 @@ class BestCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = _value(logs, self.monitor)
         if _better(self.mode, value, self.best):
-            self.best, self.best_epoch = value, epoch
             save_model_atomic(self.model, self.path)
+            self.best, self.best_epoch = value, epoch
 
     def get_state(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch}
@@ -198,12 +227,13 @@ class HistoryWriter(keras.callbacks.Callback):
         self.tracker, self.png_path = tracker, png_path
 
     def on_epoch_end(self, epoch, logs=None):
-        self.tracker.log_metrics({"epoch": epoch, "lr": current_lr(self.model),
-                                  **{k: float(v) for k, v in (logs or {}).items()}})
-        if self.png_path:
-            from birdtpu.plots import history_figure, save_png
+        with _no_space_hint():
+            self.tracker.log_metrics({"epoch": epoch, "lr": current_lr(self.model),
+                                      **{k: float(v) for k, v in (logs or {}).items()}})
+            if self.png_path:
+                from birdtpu.plots import history_figure, save_png
 
-            save_png(history_figure(self.tracker.rows), self.png_path)
+                save_png(history_figure(self.tracker.rows), self.png_path)
 
 
 def make_callbacks(cfg, run_dir: str, steps_per_epoch: int, tracker) -> dict:

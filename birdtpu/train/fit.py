@@ -9,7 +9,11 @@ step of its last backup (birdtpu.train.callbacks); it is removed when the run en
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -48,8 +52,13 @@ def _keras_validation(val, n_val: int, global_batch: int, replicas: int, log):
     return val.apply(tf.data.experimental.assert_cardinality(batches))
 
 
-def _datasets(cfg, manifest: dict, global_batch: int, replicas: int, log):
-    """(training batches, validation batches with ids, validation for Keras, training clips)."""
+def _datasets(cfg, manifest: dict, global_batch: int, run, log):
+    """(training batches, validation batches with ids, validation for Keras, training clips).
+
+    A multi-worker run gives tf.distribute one pipeline per worker (`distribute_datasets_from_function`):
+    each worker reads its own training shard files, in batches of the per-replica size. The ids'
+    validation (out-of-fold predictions, on the chief) reads every clip in one process.
+    """
     from birdtpu.data.pipeline import build_dataset
 
     classes = manifest["classes"]
@@ -61,13 +70,38 @@ def _datasets(cfg, manifest: dict, global_batch: int, replicas: int, log):
     common = dict(num_classes=len(classes), clip_samples=samples, compression=cfg.shards.compression,
                   seed=cfg.runtime.seed, deterministic=cfg.runtime.deterministic, sample_rate=cfg.data.sample_rate,
                   log=log)
-    train = build_dataset(train_paths, batch_size=global_batch, training=True, augment=cfg.augment,
-                          shuffle_buffer=cfg.train.shuffle_buffer, **common)
-    val = build_dataset(val_paths, batch_size=global_batch, training=False, with_ids=True,
-                        trim_db=cfg.augment.trim_db, **common)
     n_train = sum(e["examples"] for e in manifest["shards"] if e["fold"] != cfg.data.fold)
     n_val = sum(e["examples"] for e in manifest["shards"] if e["fold"] == cfg.data.fold)
-    return train, val, _keras_validation(val, n_val, global_batch, replicas, log), n_train
+    val = build_dataset(val_paths, batch_size=global_batch, training=False, with_ids=True,
+                        trim_db=cfg.augment.trim_db, **common)
+    if run.workers == 1:
+        train = build_dataset(train_paths, batch_size=global_batch, training=True, augment=cfg.augment,
+                              shuffle_buffer=cfg.train.shuffle_buffer, **common)
+        return train, val, _keras_validation(val, n_val, global_batch, run.replicas, log), n_train
+
+    def train_fn(ctx):
+        mine = len(train_paths[ctx.input_pipeline_id::ctx.num_input_pipelines])
+        log(f"fit: input pipeline {ctx.input_pipeline_id} of {ctx.num_input_pipelines} reads {mine} of "
+            f"{len(train_paths)} training shard files")
+        return build_dataset(train_paths, batch_size=ctx.get_per_replica_batch_size(global_batch), training=True,
+                             augment=cfg.augment, shuffle_buffer=cfg.train.shuffle_buffer, input_context=ctx, **common)
+
+    steps = n_val // global_batch
+    if not steps:
+        raise DataError(f"validation fold has {n_val} clip(s), fewer than one global batch of {global_batch}")
+    if n_val % global_batch:
+        log(f"fit: per-epoch validation uses {steps * global_batch} of {n_val} clips (whole global batches on "
+            f"{run.workers} workers); the out-of-fold scores use all of them")
+
+    def val_fn(ctx):  # every worker the same number of whole batches: batch j to worker j % workers
+        local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        batches = build_dataset(val_paths, batch_size=ctx.get_per_replica_batch_size(global_batch), training=False,
+                                trim_db=cfg.augment.trim_db, drop_remainder=True, **common)
+        return batches.shard(ctx.num_input_pipelines, ctx.input_pipeline_id).take(steps * local)
+
+    strategy = run.strategy
+    return (strategy.distribute_datasets_from_function(train_fn), val,
+            (strategy.distribute_datasets_from_function(val_fn), steps), n_train)
 
 
 def predict_with_ids(model, dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -110,22 +144,72 @@ def compile_model(model, cfg, steps: int, global_batch: int, jit: bool, num_clas
     return schedule
 
 
+@contextlib.contextmanager
+def _corrupt_shards(cfg):
+    """A record that fails its checksum while training (a shard changed after it was checked by
+    size) becomes one line naming the fix instead of a traceback."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.DataLossError as err:
+        raise DataError(f"{cfg.shard_dir}: a shard is corrupt ({str(err).strip().splitlines()[0]}); run "
+                        "`birdtpu shard --verify` to find and rewrite it") from None
+
+
 def _train(model, cfg, train_ds, val, steps: int, start: tuple[int, int], callbacks: list) -> None:
-    """model.fit from (epoch, step): the rest of an interrupted epoch first, then whole epochs."""
+    """model.fit from (epoch, step): the rest of an interrupted epoch first, then whole epochs.
+    `val`: a dataset of known length, or (distributed dataset, steps)."""
+    val, val_steps = val if isinstance(val, tuple) else (val, None)
     epoch, step = start
     if step:
         model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step,
-                  validation_data=val, callbacks=callbacks, verbose=2)
+                  validation_data=val, validation_steps=val_steps, callbacks=callbacks, verbose=2)
         epoch += 1
         if model.stop_training:
             return
     if epoch < cfg.train.epochs:
         model.fit(train_ds, initial_epoch=epoch, epochs=cfg.train.epochs, steps_per_epoch=steps,
-                  validation_data=val, callbacks=callbacks, verbose=2)
+                  validation_data=val, validation_steps=val_steps, callbacks=callbacks, verbose=2)
 
 
 def fit(cfg, log=print) -> dict:
-    """Train fold `data.fold` of `cfg`; returns the validation scores (macro_roc_auc, ...)."""
+    """Train fold `data.fold` of `cfg`; returns the validation scores (macro_roc_auc, ...).
+
+    With a TF_CONFIG of several workers (runtime.setup: MultiWorkerMirroredStrategy) every worker
+    runs this; the chief builds the shards and writes the run folder, the others write to a
+    temporary folder that is removed at the end.
+    """
+    from birdtpu import runtime
+
+    run = runtime.setup(cfg.runtime)
+    log(f"fit: device {run.device}, {run.replicas} replica(s)"
+        + (f" on {run.workers} workers ({'chief' if run.chief else 'not chief'})" if run.workers > 1 else "")
+        + f", precision {run.precision}")
+    manifest = ensure_shards(cfg, log) if run.chief else None
+    runtime.barrier(run)  # the other workers wait for the chief's shards
+    if not run.chief:
+        scratch = tempfile.mkdtemp(prefix="birdtpu-worker-")
+        try:
+            return _fit(_scratch_config(cfg, scratch), run, ensure_shards(cfg, log), log,
+                        resume_dir=join(cfg.run_dir, "backup"))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _fit(cfg, run, manifest, log)
+
+
+def _scratch_config(cfg, scratch: str):
+    """A non-chief worker's config: the run's shards, its outputs under `scratch`, no W&B.
+
+    Every worker runs the same callbacks (a save reads variables, which can be a collective op),
+    but only the chief's files are kept (Keras' multi-worker guidance)."""
+    return dataclasses.replace(cfg, output_dir=scratch, shards=dataclasses.replace(cfg.shards, dir=cfg.shard_dir),
+                               tracking=dataclasses.replace(cfg.tracking, wandb="disabled"))
+
+
+def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
+    """`fit` once the runtime is set up and the shards are there; `resume_dir`: the backup to
+    resume from where it is not the run's own (a non-chief worker resumes from the chief's)."""
     import keras
 
     from birdtpu import runtime
@@ -135,23 +219,24 @@ def fit(cfg, log=print) -> dict:
     from birdtpu.train.finetune import init_from
     from birdtpu.train.schedules import peak_lr
 
-    run = runtime.setup(cfg.runtime)
-    log(f"fit: device {run.device}, {run.replicas} replica(s), precision {run.precision}")
     run_dir = cfg.run_dir
     io.makedirs(run_dir)
     save_config(cfg, join(run_dir, "config.yaml"))
-    manifest = ensure_shards(cfg, log)
     classes = manifest["classes"]
     global_batch = cfg.train.batch_size * run.replicas
-    train_ds, val_ds, keras_val, n_train = _datasets(cfg, manifest, global_batch, run.replicas, log)
+    train_ds, val_ds, keras_val, n_train = _datasets(cfg, manifest, global_batch, run, log)
     steps = cfg.train.steps_per_epoch or max(1, math.ceil(n_train / global_batch))
     jit = run.jit_default if cfg.train.jit_compile == "auto" else cfg.train.jit_compile == "true"
     tracker = Tracker(cfg, run_dir, log)
+    runtime.set_seed(cfg.runtime.seed)  # initial weights from the seed alone, whatever ran before
     with run.strategy.scope():
         model = build_model(cfg, len(classes))
         compile_model(model, cfg, steps, global_batch, jit, len(classes), log)
         callbacks = cb.make_callbacks(cfg, run_dir, steps, tracker)
-        state = callbacks["backup"].restore(model)
+        backup = callbacks["backup"]
+        own, backup.backup_dir = backup.backup_dir, resume_dir or backup.backup_dir
+        state = backup.restore(model)
+        backup.backup_dir = own
         if state:
             log(f"fit: resuming from backup at epoch {state['epoch']}, step {state['step']} "
                 f"(global step {state['global_step']})")
@@ -162,13 +247,15 @@ def fit(cfg, log=print) -> dict:
         f"{cfg.train.epochs} epochs, peak lr {peak_lr(cfg.train, global_batch):.3g} ({cfg.train.schedule}), "
         f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}")
     started = time.time()
-    _train(model, cfg, train_ds, keras_val, steps, start, cb.ordered(callbacks))
+    with _corrupt_shards(cfg):
+        _train(model, cfg, train_ds, keras_val, steps, start, cb.ordered(callbacks))
     best_path = join(run_dir, "model.keras")
     if not io.exists(best_path):
         log(f"fit: {cfg.train.monitor} never improved (NaN?): saving the last model as model.keras")
         cb.save_model_atomic(model, best_path)
     best = keras.models.load_model(best_path, compile=False, safe_mode=True)
-    truth, preds, ids = predict_with_ids(best, val_ds)
+    with _corrupt_shards(cfg):
+        truth, preds, ids = predict_with_ids(best, val_ds)
     oof, true = oof_tables(truth, preds, ids, classes, log)
     io.atomic_write_text(join(run_dir, f"oof_fold{cfg.data.fold}.csv"), oof.to_csv(index=False))
     io.atomic_write_text(join(run_dir, f"truth_fold{cfg.data.fold}.csv"), true.to_csv(index=False))
