@@ -238,3 +238,15 @@ def test_training_crops_from_shards_are_windows_of_their_recordings(shards):
                 assert hits, clip_id
                 starts.add(hits[0])
         assert len(starts) > 3  # random windows, not always the first
+
+
+def test_input_workers_draw_their_own_crops():
+    """Two workers reading copies of one recording must not crop it at the same places."""
+    path = sorted(os.path.join(REAL_CLIPS, f) for f in os.listdir(REAL_CLIPS) if f.endswith(".wav"))[0]
+    targets = np.ones((4, 1), np.float32)
+    crops = [next(iter(build_file_dataset([path] * 4, targets, 4000, 2, True, RATE, QUIET, seed=9, num_workers=2,
+                                          worker_index=w, pad="constant")))[0].numpy() for w in (0, 1)]
+    assert not np.array_equal(crops[0], crops[1])
+    again = next(iter(build_file_dataset([path] * 4, targets, 4000, 2, True, RATE, QUIET, seed=9, num_workers=2,
+                                         worker_index=1, pad="constant")))[0].numpy()
+    np.testing.assert_array_equal(again, crops[1])

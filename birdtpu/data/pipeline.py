@@ -142,6 +142,12 @@ def _seeds(seed, salt: int):
     return stream.batch(2).map(lambda s: tf.cast(tf.math.floormod(s, 2**31 - 1), tf.int32))
 
 
+def _worker_seed(seed, index: int):
+    """Input worker `index`'s seed: its own random draws (crops, MixUp), the same as `seed` for the
+    first worker (and for a single process)."""
+    return None if seed is None else seed + 1000003 * index
+
+
 def _numbered_seed(seed, salt: int):
     """A function of an element's number (`Dataset.enumerate`) giving its int32 [2] stateless seed,
     cheaper per element than zipping a `_seeds` stream; keyed by `seed` and `salt` (random if None)."""
@@ -260,7 +266,6 @@ def _clips(examples, clip_samples: int, training: bool, crop: str, pad: str, tri
     Records from `parse_header` (shards) give int16 waves read straight from the window's bytes
     (`_batches` converts whole batches to float); decoded records (`audio`) give float32.
     """
-
     seed_of = _numbered_seed(seed, 1)
 
     def prepare(i, ex):
@@ -370,6 +375,7 @@ def build_dataset(paths: list[str], num_classes: int, clip_samples: int, batch_s
     if not paths:
         raise DataError("no shard files to read")
     workers, index = _worker_split(input_context, num_workers, worker_index)
+    seed = _worker_seed(seed, index)
     files = tf.data.Dataset.from_tensor_slices(list(paths))
     record_split = False
     if workers > 1:
@@ -449,6 +455,7 @@ def build_file_dataset(paths: list[str], targets, clip_samples: int, batch_size:
         columns.update(box=np.concatenate([boxes, -np.ones_like(boxes)], axis=1),
                        has_box=(boxes[:, 1] > boxes[:, 0]).astype(np.int64))
     workers, index = _worker_split(input_context, num_workers, worker_index)
+    seed = _worker_seed(seed, index)
     ds = tf.data.Dataset.from_tensor_slices(columns)
     if workers > 1:
         if len(paths) < workers:
