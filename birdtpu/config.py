@@ -365,17 +365,20 @@ def parse_override(text: str) -> tuple[list[str], object]:
     return key.strip().split("."), value
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
+def _check_unique_keys(node) -> None:
+    """ConfigError on a key given twice in one mapping of a composed YAML `node` (node tree only,
+    nothing constructed; PyYAML would keep the last value silently)."""
+    if isinstance(node, yaml.MappingNode):
         seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, typing.Hashable) and key in seen:
-                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one section")
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    raise ConfigError(f"line {key.start_mark.line + 1}: key {key.value!r} appears twice in one section")
+                seen.add(key.value)
+            _check_unique_keys(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_unique_keys(item)
 
 
 def _read_yaml(path: str) -> dict:
@@ -386,7 +389,9 @@ def _read_yaml(path: str) -> dict:
         raise ConfigError(f"{path}: is a folder, not a YAML recipe")
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=_UniqueKeyLoader) or {}
+            text = fh.read()
+        data = yaml.safe_load(text) or {}
+        _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (expected a UTF-8 YAML recipe)") from None
     except ConfigError as err:
