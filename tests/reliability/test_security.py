@@ -17,8 +17,7 @@ from conftest import run_cli, tiny_overrides
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "birdtpu"
 BANNED_MODULES = {"pickle", "cPickle", "_pickle", "dill", "marshal", "shelve", "cloudpickle"}
-SAFE_LOADERS = {"yaml.SafeLoader", "yaml.CSafeLoader"}
-BANNED_CALLS = {"eval", "exec", "yaml.unsafe_load", "yaml.full_load", "yaml.load_all",
+BANNED_CALLS = {"eval", "exec", "yaml.load", "yaml.unsafe_load", "yaml.full_load", "yaml.load_all",
                 "yaml.unsafe_load_all", "joblib.load", "pd.read_pickle", "pandas.read_pickle", "np.load", "numpy.load"}
 BANNED_NAMES = {"yaml.Loader", "yaml.UnsafeLoader", "yaml.FullLoader"}
 MODEL_LOADERS = {"keras.models.load_model", "keras.saving.load_model", "tf.keras.models.load_model"}
@@ -36,10 +35,7 @@ def _dotted(node) -> str:
 
 
 def _problems(tree: ast.AST) -> list[str]:
-    """Banned imports and calls; `yaml.load` only with Loader= a SafeLoader or a subclass of one
-    defined in the same module."""
-    safe = SAFE_LOADERS | {c.name for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
-                           and any(_dotted(b) in SAFE_LOADERS for b in c.bases)}
+    """Banned imports and calls (YAML: `yaml.safe_load` only)."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -55,9 +51,6 @@ def _problems(tree: ast.AST) -> list[str]:
                 pickled = kw.get("allow_pickle")
                 if pickled is not None and not (isinstance(pickled, ast.Constant) and pickled.value is False):
                     found.append(f"calls {name}(allow_pickle=...)")
-            elif name == "yaml.load":
-                if _dotted(kw.get("Loader", ast.Constant(None))) not in safe:
-                    found.append("calls yaml.load without a SafeLoader")
             elif name in BANNED_CALLS:
                 found.append(f"calls {name}")
             elif name in MODEL_LOADERS:
@@ -71,7 +64,8 @@ def test_the_scan_catches_each_banned_pattern():
     bad = ("import pickle\nfrom dill import loads\nyaml.load(x, Loader=yaml.Loader)\neval('1')\n"
            "np.load(p, allow_pickle=True)\nkeras.models.load_model(p)\nkeras.saving.load_model(p, safe_mode=False)\n")
     assert len(_problems(ast.parse(bad))) == 8
-    good = ("class L(yaml.SafeLoader):\n    pass\nyaml.load(x, Loader=L)\nyaml.safe_load(x)\nnp.load(p)\n"
+    assert _problems(ast.parse("yaml.load(x, Loader=yaml.SafeLoader)\n")) == ["calls yaml.load"]
+    good = ("yaml.safe_load(x)\nyaml.compose(x, Loader=yaml.SafeLoader)\nnp.load(p)\n"
             "keras.models.load_model(p, compile=False, safe_mode=True)\n")
     assert _problems(ast.parse(good)) == []
 
