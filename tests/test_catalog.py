@@ -205,6 +205,18 @@ def test_duplicate_row_names_both_rows(tmp_path):
         catalog.read_rainforest(str(tmp_path), "fp")
 
 
+def test_each_skipped_duplicate_names_the_first_good_row_of_its_file(tmp_path):
+    rows = [["a", "[]", "A", 3, "", "../x.ogg"], ["a", "[]", "A", 3, "", "a/1.ogg"], ["b", "[]", "B", 3, "", "b/2.ogg"],
+            ["a", "[]", "A", 3, "", "a/1.ogg"], ["b", "[]", "B", 3, "", "b/2.ogg"], ["a", "[]", "A", 3, "", "a/1.ogg"]]
+    write_csv(str(tmp_path / "train_metadata.csv"), BIRDCLEF_HEADER, rows)
+    bad = []
+    df = catalog.read_birdclef(str(tmp_path), bad_rows=bad)
+    assert df["filename"].tolist() == ["a/1.ogg", "b/2.ogg"]
+    details = [d.split(": ", 1)[1] for d in pd.concat(bad)["detail"]]
+    assert details[0] == "path '../x.ogg' escapes the data root"
+    assert [d.split(" (")[0] for d in details[1:]] == ["duplicate of row 3", "duplicate of row 4", "duplicate of row 3"]
+
+
 @pytest.mark.parametrize("cell, row, message", [
     ("['a', 'b'", 3, "malformed label list"), ("{'a': 1}", 3, "malformed label list")])
 def test_malformed_secondary_labels(tmp_path, cell, row, message):

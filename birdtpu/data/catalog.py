@@ -223,13 +223,13 @@ def _number(df: pd.DataFrame, column: str, bad: _BadRows | None = None, kind: st
 
 def _no_duplicates(df: pd.DataFrame, keys: list[str], bad: _BadRows, index: pd.Index) -> None:
     """A row (of `df`, labelled by `index`) that repeats an earlier good row's `keys` is a bad row."""
-    good = bad.good(index)
-    dup = np.zeros(len(df), bool)
-    dup[good] = df[good].duplicated(keys, keep="first").to_numpy()
-    for i in np.flatnonzero(dup):
-        same = good & (df[keys] == df[keys].iloc[i]).all(axis=1).to_numpy()
-        shown = ", ".join(f"{k}={df[k].iat[i]}" for k in keys)
-        bad.add(index[i], "duplicate row", f"duplicate of row {int(index[np.argmax(same)]) + 2} ({shown})",
+    good = np.flatnonzero(bad.good(index))
+    groups = df.iloc[good].groupby(keys, sort=False, dropna=False).ngroup().to_numpy()  # in order of appearance
+    first = np.unique(groups, return_index=True)[1]  # position in `good` of each group's first row
+    for k in np.flatnonzero(np.arange(len(good)) != first[groups]):
+        i, j = good[k], good[first[groups[k]]]
+        shown = ", ".join(f"{key}={df[key].iat[i]}" for key in keys)
+        bad.add(index[i], "duplicate row", f"duplicate of row {int(index[j]) + 2} ({shown})",
                 str(df["filepath"].iat[i]) if "filepath" in df.columns else "")
 
 
