@@ -272,7 +272,7 @@ def trained(tmp_path_factory):
         root, "frontend.n_mels=32", "frontend.frames=64", "synth.clips_per_species=20", "synth.secondary_prob=0",
         "synth.num_soundscapes=0", "train.epochs=12", "train.steps_per_epoch=12", "train.batch_size=16",
         "train.lr=0.003", "train.label_smoothing=0", "augment.mixup_prob=0", "augment.noise_prob=0",
-        "augment.freq_mask_prob=0", "augment.time_mask_prob=0", "name=trained"))
+        "augment.freq_mask_prob=0", "augment.time_mask_prob=0", "runtime.deterministic=true", "name=trained"))
     fit(cfg, log=lambda *_: None)
     return cfg
 
