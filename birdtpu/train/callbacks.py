@@ -85,23 +85,25 @@ class Backup(keras.callbacks.Callback):
         self._epoch_base = 0
         self._last_saved = 0
 
-    def read_state(self) -> dict | None:
-        """The last committed backup state, or None."""
-        path = join(self.backup_dir, STATE)
+    def read_state(self, folder: str | None = None) -> dict | None:
+        """The last committed backup state (in `folder`, default this run's), or None."""
+        path = join(folder or self.backup_dir, STATE)
         return io.read_json(path) if io.exists(path) else None
 
-    def restore(self, model) -> dict | None:
-        """Load the last backup into `model` (weights and optimizer) and the trackers; its state or None."""
-        state = self.read_state()
+    def restore(self, model, folder: str | None = None) -> dict | None:
+        """Load the last backup (in `folder`, default this run's) into `model` (weights and optimizer)
+        and the trackers; its state or None."""
+        folder = folder or self.backup_dir
+        state = self.read_state(folder)
         if state is None:
             return None
         if state["steps_per_epoch"] != self.steps_per_epoch:
-            raise BirdtpuError(f"{self.backup_dir}: the backup was made at {state['steps_per_epoch']} steps per epoch, "
+            raise BirdtpuError(f"{folder}: the backup was made at {state['steps_per_epoch']} steps per epoch, "
                                f"this run has {self.steps_per_epoch} (another batch size or replica count); "
                                "restore those settings, or delete the folder to start over")
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(join(self.backup_dir, state["weights"]))
+        model.load_weights(join(folder, state["weights"]))
         for name, tracker in self.trackers.items():
             if name in state.get("trackers", {}):
                 tracker.set_state(state["trackers"][name])

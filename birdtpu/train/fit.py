@@ -233,10 +233,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
         model = build_model(cfg, len(classes))
         compile_model(model, cfg, steps, global_batch, jit, len(classes), log)
         callbacks = cb.make_callbacks(cfg, run_dir, steps, tracker)
-        backup = callbacks["backup"]
-        own, backup.backup_dir = backup.backup_dir, resume_dir or backup.backup_dir
-        state = backup.restore(model)
-        backup.backup_dir = own
+        state = callbacks["backup"].restore(model, resume_dir)
         if state:
             log(f"fit: resuming from backup at epoch {state['epoch']}, step {state['step']} "
                 f"(global step {state['global_step']})")
