@@ -28,8 +28,8 @@ import pandas as pd
 
 from birdtpu.data import catalog, folds, sampling
 
-
 # ------------------------------------------------------------------ baselines: per-row loops
+
 
 def read_loop(root: str) -> pd.DataFrame:
     """The per-row reader: one Python dict per row, ast.literal_eval and os.path per row."""
@@ -41,15 +41,24 @@ def read_loop(root: str) -> pd.DataFrame:
         norm = os.path.normpath(str(r.filename))
         if os.path.isabs(norm) or norm.startswith(".."):
             raise ValueError(norm)
-        secondary = ast.literal_eval(r.secondary_labels) if isinstance(r.secondary_labels, str) else []
+        secondary = (
+            ast.literal_eval(r.secondary_labels) if isinstance(r.secondary_labels, str) else []
+        )
         primary = str(r.primary_label)
         token = os.path.basename(norm).split(".")[0]
-        rows.append({
-            "filepath": os.path.join(audio_root, norm), "filename": norm, "label": primary,
-            "labels": [primary] + [s for s in secondary if s != primary], "source": "birdclef",
-            "xc_id": token if token.startswith("XC") else None, "author": r.author,
-            "rating": float(r.rating), "duration": np.nan,
-        })
+        rows.append(
+            {
+                "filepath": os.path.join(audio_root, norm),
+                "filename": norm,
+                "label": primary,
+                "labels": [primary] + [s for s in secondary if s != primary],
+                "source": "birdclef",
+                "xc_id": token if token.startswith("XC") else None,
+                "author": r.author,
+                "rating": float(r.rating),
+                "duration": np.nan,
+            }
+        )
     out = pd.DataFrame(rows)
     if out["filepath"].duplicated().any():
         raise ValueError("duplicate")
@@ -75,8 +84,9 @@ def folds_plain(df: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
     counts = pd.Series(labels).value_counts()
     rare = np.isin(labels, counts[counts < n_folds].index)
     common = np.flatnonzero(~rare)
-    for k, (_, val) in enumerate(StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-                                 .split(common, labels[common])):
+    for k, (_, val) in enumerate(
+        StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(common, labels[common])
+    ):
         out[common[val]] = k
     out[rare] = np.random.default_rng(seed).integers(n_folds, size=rare.sum())
     return out
@@ -157,23 +167,33 @@ def synthetic_metadata(root: str, rows: int, classes: int, seed: int = 0) -> Non
     n_secondary = np.where(rng.random(rows) < 0.3, rng.integers(1, 4, rows), 0)
     secondary = [str(list(names[rng.integers(0, classes, k)])) if k else "[]" for k in n_secondary]
     xc = rng.permutation(np.arange(100000, 100000 + rows))
-    pd.DataFrame({
-        "primary_label": primary, "secondary_labels": secondary,
-        "type": "['song']", "latitude": rng.uniform(-60, 70, rows).round(4),
-        "longitude": rng.uniform(-180, 180, rows).round(4), "scientific_name": "Genus species",
-        "common_name": "Some Bird", "author": np.array([f"Recordist {i}" for i in range(20000)])[
-            rng.integers(0, 20000, rows)],
-        "license": "Creative Commons Attribution-NonCommercial-ShareAlike 4.0",
-        "rating": rng.integers(0, 11, rows) / 2, "url": [f"https://www.xeno-canto.org/{i}" for i in xc],
-        "filename": [f"{p}/XC{i}.ogg" for p, i in zip(primary, xc)],
-    }).to_csv(os.path.join(root, "train_metadata.csv"), index=False)
+    pd.DataFrame(
+        {
+            "primary_label": primary,
+            "secondary_labels": secondary,
+            "type": "['song']",
+            "latitude": rng.uniform(-60, 70, rows).round(4),
+            "longitude": rng.uniform(-180, 180, rows).round(4),
+            "scientific_name": "Genus species",
+            "common_name": "Some Bird",
+            "author": np.array([f"Recordist {i}" for i in range(20000)])[
+                rng.integers(0, 20000, rows)
+            ],
+            "license": "Creative Commons Attribution-NonCommercial-ShareAlike 4.0",
+            "rating": rng.integers(0, 11, rows) / 2,
+            "url": [f"https://www.xeno-canto.org/{i}" for i in xc],
+            "filename": [f"{p}/XC{i}.ogg" for p, i in zip(primary, xc)],
+        }
+    ).to_csv(os.path.join(root, "train_metadata.csv"), index=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=250_000)
     parser.add_argument("--classes", type=int, default=1000)
-    parser.add_argument("--child", nargs=3, metavar=("CASE", "ROOT", "TABLE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("CASE", "ROOT", "TABLE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         name, root, table = args.child
@@ -186,18 +206,32 @@ def main() -> None:
             pickle.dump(catalog.read_birdclef(root), fh)
         results = []
         for stage, variant, name, source in CASES:
-            out = subprocess.run([sys.executable, __file__, "--child", name, root,
-                                  table_path if source == "table" else "-"],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    name,
+                    root,
+                    table_path if source == "table" else "-",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results.append((stage, variant, json.loads(out.stdout.strip().splitlines()[-1])))
-    print(f"bench_catalog: {args.rows:,} synthetic BirdCLEF rows, {args.classes:,} classes, "
-          f"{os.cpu_count()} CPU(s); one process per case; peak = tracemalloc peak of the stage")
+    print(
+        f"bench_catalog: {args.rows:,} synthetic BirdCLEF rows, {args.classes:,} classes, "
+        f"{os.cpu_count()} CPU(s); one process per case; peak = tracemalloc peak of the stage"
+    )
     print(f"{'stage':<26}{'variant':<38}{'seconds':>9}{'speed-up':>10}{'peak MB':>10}{'memory':>9}")
     baseline = {}
     for stage, variant, r in results:
         base = baseline.setdefault(stage, r)
-        print(f"{stage:<26}{variant:<38}{r['seconds']:>9.2f}{base['seconds'] / r['seconds']:>9.1f}x"
-              f"{r['peak_mb']:>10.0f}{r['peak_mb'] / base['peak_mb']:>8.2f}x")
+        print(
+            f"{stage:<26}{variant:<38}{r['seconds']:>9.2f}{base['seconds'] / r['seconds']:>9.1f}x"
+            f"{r['peak_mb']:>10.0f}{r['peak_mb'] / base['peak_mb']:>8.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -35,19 +35,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from birdtpu import io  # noqa: E402
+from birdtpu import fs  # noqa: E402
 from birdtpu.config import load_config  # noqa: E402
 from birdtpu.data.audio import load_audio  # noqa: E402
 from birdtpu.infer.export import export_model, synthetic_windows  # noqa: E402
 from birdtpu.infer.predict import list_recordings  # noqa: E402
-from birdtpu.infer.runners import KerasRunner, Runner, cores, open_model, read_meta  # noqa: E402
+from birdtpu.infer.runners import KerasRunner, Runner, open_model, read_meta  # noqa: E402
 from birdtpu.infer.windows import windows  # noqa: E402
 
 TEST_SET_WINDOWS = 1100 * 48
 DEMO_SCAPES = "demo_data/soundscapes"
 DEMO_MODEL = "runs/demo/model.keras"
-EXPORTS = {("savedmodel", "host"): "_savedmodel", ("tflite", "tflite"): "_infile.tflite",
-           ("tflite", "host"): "_fp32.tflite", ("tflite-int8", "host"): "_int8.tflite"}
+EXPORTS = {
+    ("savedmodel", "host"): "_savedmodel",
+    ("tflite", "tflite"): "_infile.tflite",
+    ("tflite", "host"): "_fp32.tflite",
+    ("tflite-int8", "host"): "_int8.tflite",
+}
 # label -> (format, frontend, threads: None for --threads)
 CASES = {
     "SavedModel": ("savedmodel", "host", None),
@@ -76,9 +80,11 @@ class XnnpackRunner(Runner):
         super().__init__(path, meta, meta["input_shape"][-1], batch_size)
 
     def _run(self, batch):
-        x = self.frontend(batch, workers=cores())
+        x = self.frontend(batch, workers=fs.cores())
         if self._size != len(x):
-            self.interpreter.resize_tensor_input(self._in["index"], [len(x), *self._in["shape"][1:]])
+            self.interpreter.resize_tensor_input(
+                self._in["index"], [len(x), *self._in["shape"][1:]]
+            )
             self.interpreter.allocate_tensors()
             self._size = len(x)
         self.interpreter.set_tensor(self._in["index"], x)
@@ -93,8 +99,10 @@ def bench_model(folder: str) -> str:
     cfg = load_config("configs/birdclef24.yaml", ["model.pretrained=none"])
     path = os.path.join(folder, "model.keras")
     build_model(cfg, 182).save(path)
-    io.write_json(os.path.join(folder, "model.json"), {
-        "classes": [f"c{i:03d}" for i in range(182)], "sample_rate": 32000, "clip_seconds": 5.0})
+    fs.write_json(
+        os.path.join(folder, "model.json"),
+        {"classes": [f"c{i:03d}" for i in range(182)], "sample_rate": 32000, "clip_seconds": 5.0},
+    )
     return path
 
 
@@ -102,7 +110,9 @@ def demo_windows(hop: float, rate: int = 32000, seconds: float = 5.0) -> np.ndar
     """Windows of the demo soundscapes every `hop` seconds (none where there are no soundscapes)."""
     if not os.path.isdir(DEMO_SCAPES):
         return np.zeros((0, int(rate * seconds)), np.float32)
-    parts = [windows(load_audio(p, rate)[0], rate, seconds, hop)[0] for p in list_recordings(DEMO_SCAPES)]
+    parts = [
+        windows(load_audio(p, rate)[0], rate, seconds, hop)[0] for p in list_recordings(DEMO_SCAPES)
+    ]
     return np.ascontiguousarray(np.concatenate(parts))
 
 
@@ -113,11 +123,21 @@ def runners(keras_path: str, check: np.ndarray, threads: int, batch: int) -> dic
     paths = {}
     for (fmt, frontend), suffix in EXPORTS.items():
         paths[fmt, frontend] = keras_path.replace(".keras", suffix)
-        export_model(keras_path, fmt, out=paths[fmt, frontend], frontend=frontend, check=check,
-                     batch_size=batch, threads=threads, log=lambda *_: None)
+        export_model(
+            keras_path,
+            fmt,
+            out=paths[fmt, frontend],
+            frontend=frontend,
+            check=check,
+            batch_size=batch,
+            threads=threads,
+            log=lambda *_: None,
+        )
     model = keras.models.load_model(keras_path, compile=False)
-    out = {"Keras model.predict": lambda w: model.predict(w, batch_size=batch, verbose=0),
-           "Keras, one traced graph": KerasRunner(keras_path, batch)}
+    out = {
+        "Keras model.predict": lambda w: model.predict(w, batch_size=batch, verbose=0),
+        "Keras, one traced graph": KerasRunner(keras_path, batch),
+    }
     for label, (fmt, frontend, t) in CASES.items():
         out[label] = open_model(paths[fmt, frontend], batch, t or threads)
     out[XNNPACK_LABEL] = XnnpackRunner(paths["tflite", "host"], batch, threads)
@@ -132,10 +152,16 @@ def decode_seconds(rate: int = 32000, seconds: float = 240.0) -> float:
     try:
         path = os.path.join(tmp, "scape.ogg")
         wave = demo_windows(5.0).reshape(-1)
-        wave = np.resize(wave, int(seconds * rate)) if wave.size else np.zeros(int(seconds * rate), np.float32)
+        wave = (
+            np.resize(wave, int(seconds * rate))
+            if wave.size
+            else np.zeros(int(seconds * rate), np.float32)
+        )
         with sf.SoundFile(path, "w", rate, 1, format="OGG", subtype="VORBIS") as fh:
-            for i in range(0, len(wave), rate):  # in blocks: one 4-min Vorbis write crashes libsndfile 1.2.2
-                fh.write(wave[i: i + rate])
+            for i in range(
+                0, len(wave), rate
+            ):  # in blocks: one 4-min Vorbis write crashes libsndfile 1.2.2
+                fh.write(wave[i : i + rate])
         best = np.inf
         for _ in range(3):
             start = time.perf_counter()
@@ -162,7 +188,10 @@ def demo_agreement(threads: int, batch: int) -> dict:
         out = {}
         for label, f in rows.items():
             got = np.asarray(f(demo))
-            out[label] = (float(np.abs(got - reference).max()), float(np.mean(got.argmax(1) == reference.argmax(1))))
+            out[label] = (
+                float(np.abs(got - reference).max()),
+                float(np.mean(got.argmax(1) == reference.argmax(1))),
+            )
         return {**out, "_windows": len(demo)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -173,13 +202,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--windows", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=cores(), help="TFLite threads")
+    parser.add_argument("--threads", type=int, default=fs.cores(), help="TFLite threads")
     args = parser.parse_args()
     import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")  # one traced graph per runner: the retracing notes are expected
+    tf.get_logger().setLevel(
+        "ERROR"
+    )  # one traced graph per runner: the retracing notes are expected
     demo = demo_windows(5.0)
-    x = np.resize(demo, (args.windows, demo.shape[1])) if len(demo) else synthetic_windows(160000, 32000, args.windows)
+    x = (
+        np.resize(demo, (args.windows, demo.shape[1]))
+        if len(demo)
+        else synthetic_windows(160000, 32000, args.windows)
+    )
     x = np.ascontiguousarray(x, np.float32)
     tmp = tempfile.mkdtemp(prefix="bench-inference-")
     try:
@@ -197,11 +232,15 @@ def main() -> None:
     agree = demo_agreement(args.threads, args.batch)
     decode = decode_seconds()
     keras_best = max(best["Keras model.predict"], best["Keras, one traced graph"])
-    print(f"EfficientNetB0, 128 x 384 mel, 5-s windows at 32 kHz, mel frontend included: {len(x)} windows in calls "
-          f"of {args.batch}, TFLite threads {args.threads}, best of {args.rounds} interleaved rounds, "
-          f"{cores()} CPU cores, load average {os.getloadavg()[0]:.1f}")
-    head = (f"{'runtime':<38}{'windows/s':>10}{'x Keras':>9}{'2024 test set':>15}{'max |diff|':>12}"
-            f"{'top-1 = Keras':>15}")
+    print(
+        f"EfficientNetB0, 128 x 384 mel, 5-s windows at 32 kHz, mel frontend included: {len(x)} windows in calls "
+        f"of {args.batch}, TFLite threads {args.threads}, best of {args.rounds} interleaved rounds, "
+        f"{fs.cores()} CPU cores, load average {os.getloadavg()[0]:.1f}"
+    )
+    head = (
+        f"{'runtime':<38}{'windows/s':>10}{'x Keras':>9}{'2024 test set':>15}{'max |diff|':>12}"
+        f"{'top-1 = Keras':>15}"
+    )
     print(head)
     print("-" * len(head))
     for label, rate in best.items():
@@ -210,16 +249,24 @@ def main() -> None:
             diff, top = "reference", "reference"
         elif label in agree:
             diff, top = f"{diff:.1e}", f"{top:.1%}"
-        print(f"{label:<38}{rate:>10.1f}{rate / keras_best:>9.2f}{TEST_SET_WINDOWS / rate / 60:>11.1f} min"
-              f"{diff:>12}{top:>15}")
-    print(f"x Keras: against the faster Keras row. 2024 test set: {TEST_SET_WINDOWS:,} windows, model time only; "
-          f"decoding a 4-min ogg takes {decode:.2f} s ({1100 * decode / 60:.1f} min for 1,100 files, in "
-          "predict's decode thread beside the scoring).")
+        print(
+            f"{label:<38}{rate:>10.1f}{rate / keras_best:>9.2f}{TEST_SET_WINDOWS / rate / 60:>11.1f} min"
+            f"{diff:>12}{top:>15}"
+        )
+    print(
+        f"x Keras: against the faster Keras row. 2024 test set: {TEST_SET_WINDOWS:,} windows, model time only; "
+        f"decoding a 4-min ogg takes {decode:.2f} s ({1100 * decode / 60:.1f} min for 1,100 files, in "
+        "predict's decode thread beside the scoring)."
+    )
     if agree:
-        print(f"max |diff|, top-1 = Keras: the trained demo model ({DEMO_MODEL}, exported the same ways) on "
-              f"{agree['_windows']} demo windows (1-s hop).")
+        print(
+            f"max |diff|, top-1 = Keras: the trained demo model ({DEMO_MODEL}, exported the same ways) on "
+            f"{agree['_windows']} demo windows (1-s hop)."
+        )
     else:
-        print(f"max |diff|, top-1 = Keras: not measured ({DEMO_MODEL} or {DEMO_SCAPES} missing: run `make demo`).")
+        print(
+            f"max |diff|, top-1 = Keras: not measured ({DEMO_MODEL} or {DEMO_SCAPES} missing: run `make demo`)."
+        )
 
 
 if __name__ == "__main__":

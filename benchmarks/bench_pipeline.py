@@ -56,13 +56,15 @@ def write_recordings(folder: str, files: int, seconds: float) -> pd.DataFrame:
         noise = np.cumsum(rng.standard_normal(len(t))) * 1e-3
         noise -= np.convolve(noise, np.ones(64) / 64, mode="same")
         calls = np.sin(2 * np.pi * (1500 + 400 * label) * t + 3 * np.sin(2 * np.pi * 8 * t))
-        calls *= (np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t) > 0.6)
+        calls *= np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t) > 0.6
         wave = (0.3 * calls + noise).astype(np.float32)
         name = f"c{label}/rec{i:04d}.ogg"
         path = os.path.join(folder, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_audio(path, wave / np.abs(wave).max() * 0.8, RATE)
-        rows.append({"filepath": path, "filename": name, "label": f"c{label}", "fold": 0, "source": "bench"})
+        rows.append(
+            {"filepath": path, "filename": name, "label": f"c{label}", "fold": 0, "source": "bench"}
+        )
     return pd.DataFrame(rows)
 
 
@@ -75,7 +77,9 @@ def clips_per_second(make, batches: int) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(it)
-    return batches * BATCH / (time.perf_counter() - wall), batches * BATCH / (time.process_time() - cpu)
+    return batches * BATCH / (time.perf_counter() - wall), batches * BATCH / (
+        time.process_time() - cpu
+    )
 
 
 def best_rates(makers: dict, batches: int, rounds: int) -> dict[str, tuple[float, float]]:
@@ -99,7 +103,7 @@ def librosa_loop(paths: list[str], batches: int) -> float:
         for path in rng.choice(paths, BATCH):
             wave, _ = librosa.load(path, sr=RATE)
             offset = rng.integers(0, max(1, len(wave) - CLIP + 1))
-            clips.append(np.pad(wave[offset: offset + CLIP], (0, max(0, CLIP - len(wave)))))
+            clips.append(np.pad(wave[offset : offset + CLIP], (0, max(0, CLIP - len(wave)))))
         np.stack(clips)
     return batches * BATCH / (time.perf_counter() - start)
 
@@ -116,10 +120,27 @@ def mel_rates(batch: np.ndarray, repeats: int) -> dict[str, float]:
             fn(batch).numpy()
         rates[label] = repeats * len(batch) / (time.perf_counter() - start)
     start = time.perf_counter()
-    ref = np.stack([librosa.power_to_db(librosa.feature.melspectrogram(
-        y=x, sr=RATE, n_fft=MEL["n_fft"], hop_length=mel.hop_length, n_mels=MEL["n_mels"], fmin=MEL["fmin"],
-        fmax=MEL["fmax"], center=True, pad_mode="constant"), ref=1.0, amin=1e-10, top_db=None)[:, :MEL["frames"]]
-        for x in batch])
+    ref = np.stack(
+        [
+            librosa.power_to_db(
+                librosa.feature.melspectrogram(
+                    y=x,
+                    sr=RATE,
+                    n_fft=MEL["n_fft"],
+                    hop_length=mel.hop_length,
+                    n_mels=MEL["n_mels"],
+                    fmin=MEL["fmin"],
+                    fmax=MEL["fmax"],
+                    center=True,
+                    pad_mode="constant",
+                ),
+                ref=1.0,
+                amin=1e-10,
+                top_db=None,
+            )[:, : MEL["frames"]]
+            for x in batch
+        ]
+    )
     rates["librosa"] = len(batch) / (time.perf_counter() - start)
     loud = ref > ref.max(axis=(1, 2), keepdims=True) - 60
     rates["max_db_error"] = float(np.abs(ours[..., 0] - ref)[loud].max())
@@ -134,8 +155,14 @@ def measure_length(tmp: str, files: int, seconds: float, batches: int, rounds: i
     written = time.perf_counter() - started
     classes = sorted(df.label.unique())
     started = time.perf_counter()
-    manifest = build_shards(df, classes, os.path.join(folder, "shards"), RATE,
-                            ShardConfig(target_mb=8.0, max_seconds=60.0), log=lambda *_: None)
+    manifest = build_shards(
+        df,
+        classes,
+        os.path.join(folder, "shards"),
+        RATE,
+        ShardConfig(target_mb=8.0, max_seconds=60.0),
+        log=lambda *_: None,
+    )
     built = time.perf_counter() - started
     paths = shard_paths(os.path.join(folder, "shards"), manifest)
     targets = np.eye(len(classes), dtype=np.float32)[df.label.map(classes.index)]
@@ -146,61 +173,106 @@ def measure_length(tmp: str, files: int, seconds: float, batches: int, rounds: i
 
     def records_only():  # the ceiling of any reader of these records: TFRecordDataset alone, no parsing
         files = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=0).repeat()
-        return files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 16),
-                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).batch(BATCH)
+        return files.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(paths), 16),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=False,
+        ).batch(BATCH)
 
-    makers = {"PCM shards (tf.data: crop, shuffle, batch)": shards(bare),
-              "ogg decoded on the fly (tf.data + soundfile)": lambda: build_file_dataset(
-                  list(df.filepath), targets, CLIP, BATCH, True, RATE, bare, seed=0),
-              "TFRecord records read, nothing else (ceiling of a shard reader)": records_only}
+    makers = {
+        "PCM shards (tf.data: crop, shuffle, batch)": shards(bare),
+        "ogg decoded on the fly (tf.data + soundfile)": lambda: build_file_dataset(
+            list(df.filepath), targets, CLIP, BATCH, True, RATE, bare, seed=0
+        ),
+        "TFRecord records read, nothing else (ceiling of a shard reader)": records_only,
+    }
     if full:
         makers["PCM shards + Gaussian noise + MixUp"] = shards(AugmentConfig())
     rates = best_rates(makers, batches, rounds)
     rows = [("input", name, *rate) for name, rate in rates.items()]
     if full:
-        rows.append(("input", "librosa.load loop + crop (baseline)", librosa_loop(list(df.filepath), max(2, batches // 4)), None))
+        rows.append(
+            (
+                "input",
+                "librosa.load loop + crop (baseline)",
+                librosa_loop(list(df.filepath), max(2, batches // 4)),
+                None,
+            )
+        )
         batch = next(iter(shards(bare)()))[0].numpy()
         mel = mel_rates(batch, repeats=3)
-        rows += [("mel", "MelSpectrogram + PowerToDb, tf.function XLA", mel["XLA"], None),
-                 ("mel", "MelSpectrogram + PowerToDb, tf.function", mel["graph"], None),
-                 ("mel", "librosa melspectrogram + power_to_db (baseline)", mel["librosa"], None),
-                 ("mel error", f"max |dB error| vs librosa, bins within 60 dB of the peak: {mel['max_db_error']:.4f}",
-                  None, None)]
-    note = (f"{files} ogg files of {seconds:g} s: {len(paths)} shards built in {built:.1f} s (one-off; "
-            f"writing the ogg files took {written:.1f} s)")
+        rows += [
+            ("mel", "MelSpectrogram + PowerToDb, tf.function XLA", mel["XLA"], None),
+            ("mel", "MelSpectrogram + PowerToDb, tf.function", mel["graph"], None),
+            ("mel", "librosa melspectrogram + power_to_db (baseline)", mel["librosa"], None),
+            (
+                "mel error",
+                f"max |dB error| vs librosa, bins within 60 dB of the peak: {mel['max_db_error']:.4f}",
+                None,
+                None,
+            ),
+        ]
+    note = (
+        f"{files} ogg files of {seconds:g} s: {len(paths)} shards built in {built:.1f} s (one-off; "
+        f"writing the ogg files took {written:.1f} s)"
+    )
     return rows, note
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=128)
-    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 30.0],
-                        help="recording lengths; the first gets the full table")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        nargs="+",
+        default=[10.0, 30.0],
+        help="recording lengths; the first gets the full table",
+    )
     parser.add_argument("--batches", type=int, default=12, help="timed batches per tf.data run")
-    parser.add_argument("--rounds", type=int, default=3, help="turns taken by the input methods; best kept")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns taken by the input methods; best kept"
+    )
     args = parser.parse_args()
     notes, ratios = [], []
-    print(f"\n{os.cpu_count()} cores; batches of {BATCH} x {CLIP_SECONDS:g} s at {RATE} Hz; input rows: the best "
-          f"of {args.rounds} rounds taken in turns; x reference: input rows "
-          "against ogg decoded on the fly, mel rows against librosa\n")
-    print("| recordings | stage | method | clips/s | x reference | clips per CPU-s |\n|---|---|---|---:|---:|---:|")
+    print(
+        f"\n{os.cpu_count()} cores; batches of {BATCH} x {CLIP_SECONDS:g} s at {RATE} Hz; input rows: the best "
+        f"of {args.rounds} rounds taken in turns; x reference: input rows "
+        "against ogg decoded on the fly, mel rows against librosa\n"
+    )
+    print(
+        "| recordings | stage | method | clips/s | x reference | clips per CPU-s |\n|---|---|---|---:|---:|---:|"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for i, seconds in enumerate(args.seconds):
-            rows, note = measure_length(tmp, args.files, seconds, args.batches, args.rounds, full=i == 0)
+            rows, note = measure_length(
+                tmp, args.files, seconds, args.batches, args.rounds, full=i == 0
+            )
             notes.append(note)
-            base = {stage: rate for stage, name, rate, _ in rows
-                    if name.startswith("ogg") or name.startswith("librosa melspectrogram")}
+            base = {
+                stage: rate
+                for stage, name, rate, _ in rows
+                if name.startswith("ogg") or name.startswith("librosa melspectrogram")
+            }
             for stage, name, rate, cpu in rows:
                 if rate is None:
                     print(f"| {seconds:g} s | {stage} | {name} | | | |")
                     continue
                 cpu_text = f"{cpu:,.0f}" if cpu else ""
-                print(f"| {seconds:g} s | {stage} | {name} | {rate:,.0f} | {rate / base[stage]:.1f} | {cpu_text} |")
-            shard = next(r for r in rows if r[1].startswith("PCM shards (")), next(r for r in rows if "ogg" in r[1])
+                print(
+                    f"| {seconds:g} s | {stage} | {name} | {rate:,.0f} | {rate / base[stage]:.1f} | {cpu_text} |"
+                )
+            shard = (
+                next(r for r in rows if r[1].startswith("PCM shards (")),
+                next(r for r in rows if "ogg" in r[1]),
+            )
             ceiling = next(r for r in rows if r[1].startswith("TFRecord"))
-            ratios.append(f"{seconds:g}-s recordings: {shard[0][2] / shard[1][2]:.1f}x per wall second, "
-                          f"{shard[0][3] / shard[1][3]:.1f}x per CPU second (reading the records alone: "
-                          f"{ceiling[2] / shard[1][2]:.1f}x, {ceiling[3] / shard[1][3]:.1f}x)")
+            ratios.append(
+                f"{seconds:g}-s recordings: {shard[0][2] / shard[1][2]:.1f}x per wall second, "
+                f"{shard[0][3] / shard[1][3]:.1f}x per CPU second (reading the records alone: "
+                f"{ceiling[2] / shard[1][2]:.1f}x, {ceiling[3] / shard[1][3]:.1f}x)"
+            )
     print("\n" + "\n".join(notes))
     print("\nshards / ogg on the fly (target >= 20x): " + "; ".join(ratios))
 

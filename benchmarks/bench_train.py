@@ -32,8 +32,10 @@ def one_case(jit: bool, steps: int, batch: int) -> dict:
     from birdtpu.models.registry import build_model
     from birdtpu.train.fit import compile_model
 
-    cfg = load_config(os.path.join(ROOT, "configs", "birdclef24.yaml"),
-                      ["model.pretrained=none", f"train.batch_size={batch}", "train.steps_per_execution=1"])
+    cfg = load_config(
+        os.path.join(ROOT, "configs", "birdclef24.yaml"),
+        ["model.pretrained=none", f"train.batch_size={batch}", "train.steps_per_execution=1"],
+    )
     samples = int(cfg.frontend.clip_seconds * cfg.data.sample_rate)
     classes = 182
     rng = np.random.default_rng(0)
@@ -41,7 +43,15 @@ def one_case(jit: bool, steps: int, batch: int) -> dict:
     target = tf.constant(np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)])
     data = tf.data.Dataset.from_tensors((wave, target)).repeat()
     model = build_model(cfg, classes)
-    compile_model(model, cfg, steps=steps + 1, global_batch=batch, jit=jit, num_classes=classes, log=lambda *_: None)
+    compile_model(
+        model,
+        cfg,
+        steps=steps + 1,
+        global_batch=batch,
+        jit=jit,
+        num_classes=classes,
+        log=lambda *_: None,
+    )
     started = time.perf_counter()
     model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
     first = time.perf_counter() - started
@@ -56,28 +66,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per case (default 3)")
     parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
-    parser.add_argument("--case", choices=("xla", "plain"), help=argparse.SUPPRESS)  # one case, in a child
+    parser.add_argument(
+        "--case", choices=("xla", "plain"), help=argparse.SUPPRESS
+    )  # one case, in a child
     args = parser.parse_args()
     if args.case:
         print(json.dumps(one_case(args.case == "xla", args.steps, args.batch)))
         return
     results = {}
     for case in ("plain", "xla"):
-        out = subprocess.run([sys.executable, __file__, "--case", case, "--steps", str(args.steps),
-                              "--batch", str(args.batch)], capture_output=True, text=True, cwd=ROOT,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--case",
+                case,
+                "--steps",
+                str(args.steps),
+                "--batch",
+                str(args.batch),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         if out.returncode:
             sys.exit(f"{case}: failed\n{out.stderr[-2000:]}")
         results[case] = json.loads(out.stdout.strip().splitlines()[-1])
     h, w = results["plain"]["image"]
     base = results["plain"]["steps_per_s"]
-    print(f"EfficientNetB0 training at batch {args.batch}, {h} x {w} mel image (birdclef24: 5-s clips at 32 kHz), "
-          f"float32, on the CPU ({os.cpu_count()} cores visible), {args.steps} timed steps after one warm-up step")
+    print(
+        f"EfficientNetB0 training at batch {args.batch}, {h} x {w} mel image (birdclef24: 5-s clips at 32 kHz), "
+        f"float32, on the CPU ({os.cpu_count()} cores visible), {args.steps} timed steps after one warm-up step"
+    )
     print(f"{'jit_compile':<12}{'first step (s)':>16}{'steps/s':>10}{'clips/s':>10}{'ratio':>8}")
     for case, label in (("plain", "False"), ("xla", "True")):
         r = results[case]
-        print(f"{label:<12}{r['first_step_s']:>16.1f}{r['steps_per_s']:>10.3f}{r['steps_per_s'] * args.batch:>10.1f}"
-              f"{r['steps_per_s'] / base:>8.2f}")
+        print(
+            f"{label:<12}{r['first_step_s']:>16.1f}{r['steps_per_s']:>10.3f}{r['steps_per_s'] * args.batch:>10.1f}"
+            f"{r['steps_per_s'] / base:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

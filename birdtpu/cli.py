@@ -2,7 +2,8 @@
 
 Each verb lives in `birdtpu/commands/<verb>.py` with `add_arguments(parser)` and `run(args) -> int`.
 Modules are imported only for the verb that runs (or whose help is shown), so `birdtpu --help`
-does not import TensorFlow. A verb whose module is not written yet says so and exits 2.
+does not import TensorFlow. TensorFlow's C++ start-up notices (CUDA factory lines, oneDNN) are
+silenced unless `--verbose` is given or `BIRDTPU_VERBOSE=1` is set.
 """
 
 from __future__ import annotations
@@ -15,62 +16,54 @@ import sys
 from birdtpu import __version__
 from birdtpu.errors import BirdtpuError
 
-# verb -> (one-line help, the issue that builds it)
-VERBS: dict[str, tuple[str, int]] = {
-    "info": ("versions, devices, distribution strategy and whether tensorflow-io loads", 2),
-    "synth": ("write a synthetic birdsong dataset in BirdCLEF layout (clips and soundscapes)", 2),
-    "catalog": ("read competition metadata into one canonical table; merge, de-duplicate, fold", 3),
-    "shard": ("decode, resample and write TFRecord shards of PCM with a manifest", 2),
-    "fit": ("train a model from a YAML recipe (shards are built first if missing)", 2),
-    "evaluate": ("score prediction CSVs against truth with the competition metrics", 7),
-    "predict": ("predict 5-second windows of soundscapes and write submission.csv", 2),
-    "export": ("export a trained model to SavedModel or TFLite for fast CPU inference", 8),
-    "stack": ("train the per-class stacking ensemble on out-of-fold predictions", 9),
-    "plot": ("write PNG plots of the data, the pipeline and a run", 12),
-    "kaggle": ("push code and kernels, download data and submit with the kaggle API", 10),
+# verb -> one-line help
+VERBS: dict[str, str] = {
+    "info": "versions, devices, distribution strategy and whether tensorflow-io loads",
+    "synth": "write a synthetic birdsong dataset in BirdCLEF layout (clips and soundscapes)",
+    "catalog": "read competition metadata into one canonical table; merge, de-duplicate, fold",
+    "shard": "decode, resample and write TFRecord shards of PCM with a manifest",
+    "fit": "train a model from a YAML recipe (shards are built first if missing)",
+    "evaluate": "score prediction CSVs against truth with the competition metrics",
+    "predict": "predict 5-second windows of soundscapes and write submission.csv",
+    "export": "export a trained model to SavedModel or TFLite for fast CPU inference",
+    "stack": "train the per-class stacking ensemble on out-of-fold predictions",
+    "plot": "write PNG plots of the data, the pipeline and a run",
+    "kaggle": "push code and kernels, download data and submit with the kaggle API",
 }
-
-
-def _load_verb(verb: str):
-    """The module of `verb`, or None where it is not built yet."""
-    name = f"birdtpu.commands.{verb}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name == name:
-            return None
-        raise
-
-
-def _not_built(verb: str):
-    def run(args) -> int:
-        raise BirdtpuError(f"`birdtpu {verb}` is not built yet (issue {VERBS[verb][1]})")
-
-    return run
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser; the arguments of `verb` only are loaded (all verbs are listed)."""
     parser = argparse.ArgumentParser(prog="birdtpu", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"birdtpu {__version__}")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's start-up and C++ log lines"
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for name, (help_text, _issue) in VERBS.items():
+    for name, help_text in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if name != verb:
-            continue
-        module = _load_verb(name)
-        if module is None:
-            p.set_defaults(run=_not_built(name))
-        else:
+        if name == verb:
+            module = importlib.import_module(f"birdtpu.commands.{name}")
             module.add_arguments(p)
             p.set_defaults(run=module.run)
     return parser
 
 
+def quiet_tensorflow(verbose: bool) -> None:
+    """Keep TensorFlow's C++ notices (CUDA factory registrations, oneDNN, CPU features) off the
+    terminal, unless `verbose` or BIRDTPU_VERBOSE=1; set before TensorFlow is imported, and
+    inherited by worker processes."""
+    if verbose or os.environ.get("BIRDTPU_VERBOSE") == "1":
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_tensorflow("--verbose" in argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(verb if verb in VERBS else None).parse_args(argv)
     try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from birdtpu.errors import ConfigError
+from birdtpu.fs import join
 
 
 def _opt(default, *, choices=None, lo=None, hi=None, **kw):
@@ -38,12 +39,18 @@ class DataConfig:
     fold: int = _opt(0, lo=0)  # the validation fold of a single run
     secondary_weight: float = _opt(1.0, lo=0.0, hi=1.0)  # target value of secondary labels
     format: str = "birdclef"  # metadata format of root (birdtpu.data.catalog.FORMATS); birdclef uses metadata/audio_dir
-    table: str = ""  # a table from `birdtpu catalog --out` (merged sources); replaces root's metadata
+    table: str = (
+        ""  # a table from `birdtpu catalog --out` (merged sources); replaces root's metadata
+    )
     fold_method: str = _opt("stratified", choices=("stratified", "multilabel"))
     group_by: str = "filepath"  # rows sharing this column share a fold (filepath: recording; author); empty: none
     cv_min: int = _opt(0, lo=0)  # classes with fewer rows are trained on, never validated (0: off)
-    max_per_class: int = _opt(0, lo=0)  # downsample larger classes to this many rows, seeded (0: off)
-    min_per_class: int = _opt(0, lo=0)  # upsample smaller classes by copies, seeded, after folds: a copy keeps its recording's fold (0: off)
+    max_per_class: int = _opt(
+        0, lo=0
+    )  # downsample larger classes to this many rows, seeded (0: off)
+    min_per_class: int = _opt(
+        0, lo=0
+    )  # upsample smaller classes by copies, seeded, after folds: a copy keeps its recording's fold (0: off)
 
 
 @dataclass
@@ -64,13 +71,21 @@ class SynthConfig:
 class ShardConfig:
     dir: str = ""  # output folder (local or gs://); empty: <output_dir>/<name>/shards
     target_mb: float = _opt(150.0, lo=0.01)  # close a shard when its PCM reaches this size
-    compression: str = _opt("", choices=("", "GZIP"))  # GZIP: smaller files, slower to write and read
+    compression: str = _opt(
+        "", choices=("", "GZIP")
+    )  # GZIP: smaller files, slower to write and read
     workers: int = _opt(0, lo=0)  # decoding processes; 0: one per core
     max_seconds: float = _opt(60.0, lo=0.5)  # window length of the crops below
-    crop: str = _opt("first", choices=("first", "whole", "random", "boxes"))  # first max_seconds | whole file | `windows` random windows | a window around each t_min/t_max box
+    crop: str = _opt(
+        "first", choices=("first", "whole", "random", "boxes")
+    )  # first max_seconds | whole file | `windows` random windows | a window around each t_min/t_max box
     windows: int = _opt(1, lo=1)  # random windows per recording (crop: random)
-    channel: int = _opt(-1, lo=-1)  # -1 averages the channels; k keeps channel k (files with fewer are skipped)
-    decoder: str = _opt("auto", choices=("auto", "soundfile", "tfio"))  # auto: soundfile; tensorflow-io for formats libsndfile lacks
+    channel: int = _opt(
+        -1, lo=-1
+    )  # -1 averages the channels; k keeps channel k (files with fewer are skipped)
+    decoder: str = _opt(
+        "auto", choices=("auto", "soundfile", "tfio")
+    )  # auto: soundfile; tensorflow-io for formats libsndfile lacks
 
 
 @dataclass
@@ -83,40 +98,66 @@ class FrontendConfig:
     fmin: float = _opt(20.0, lo=0.0)
     fmax: float = _opt(16000.0, lo=100.0)
     mel_scale: str = _opt("slaney", choices=("slaney", "htk"))
-    power: float = _opt(2.0, choices=(1.0, 2.0))  # mel of |STFT|^power: 2 power (10 log10 dB), 1 magnitude (20 log10)
+    power: float = _opt(
+        2.0, choices=(1.0, 2.0)
+    )  # mel of |STFT|^power: 2 power (10 log10 dB), 1 magnitude (20 log10)
     top_db: float = _opt(80.0, lo=1.0)  # per-example dB floor below the clip's maximum
-    normalize: str = _opt("zscore_minmax", choices=("zscore_minmax", "zscore", "minmax", "none"))  # per example
+    normalize: str = _opt(
+        "zscore_minmax", choices=("zscore_minmax", "zscore", "minmax", "none")
+    )  # per example
     channels: int = _opt(3, choices=(1, 3))  # 3 for ImageNet backbones
 
 
 @dataclass
 class AugmentConfig:
-    crop: str = _opt("random", choices=("random", "start", "box"))  # training window: random, the first clip_seconds, or around the record's t_min/t_max box
-    pad: str = _opt("random", choices=("random", "constant", "repeat"))  # short clips in training: zeros at a random offset, zeros after, or tiled
-    trim_db: float = _opt(0.0, lo=0.0)  # training: trim leading/trailing audio this many dB below the loudest frame; 0 off
+    crop: str = _opt(
+        "random", choices=("random", "start", "box")
+    )  # training window: random, the first clip_seconds, or around the record's t_min/t_max box
+    pad: str = _opt(
+        "random", choices=("random", "constant", "repeat")
+    )  # short clips in training: zeros at a random offset, zeros after, or tiled
+    trim_db: float = _opt(
+        0.0, lo=0.0
+    )  # training: trim leading/trailing audio this many dB below the loudest frame; 0 off
     noise_prob: float = _opt(0.35, lo=0.0, hi=1.0)  # Gaussian noise at a random SNR
     noise_snr_db: list[float] = _opt([10.0, 40.0])
     gauss_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # Gaussian noise at a fixed level (absolute std)
-    gauss_std: list[float] = _opt([0.001, 0.015])  # [low, high] noise standard deviation (full scale 1)
+    gauss_std: list[float] = _opt(
+        [0.001, 0.015]
+    )  # [low, high] noise standard deviation (full scale 1)
     pink_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # pink (1/f) noise at a random SNR
     pink_snr_db: list[float] = _opt([10.0, 40.0])
     shift_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # time shift by up to shift_max of the clip
     shift_max: float = _opt(0.5, lo=0.0, hi=1.0)
-    shift_mode: str = _opt("roll", choices=("roll", "pad"))  # roll wraps around; pad fills with zeros
+    shift_mode: str = _opt(
+        "roll", choices=("roll", "pad")
+    )  # roll wraps around; pad fills with zeros
     gain_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # volume change
     gain_db: list[float] = _opt([-6.0, 6.0])
-    stretch_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # time stretch (phase vocoder, pitch kept, clip length kept)
+    stretch_prob: float = _opt(
+        0.0, lo=0.0, hi=1.0
+    )  # time stretch (phase vocoder, pitch kept, clip length kept)
     stretch_rate: list[float] = _opt([0.8, 1.25])  # [low, high] speed factor; > 1 is faster
-    pitch_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # pitch shift (phase vocoder + resampling, length kept)
+    pitch_prob: float = _opt(
+        0.0, lo=0.0, hi=1.0
+    )  # pitch shift (phase vocoder + resampling, length kept)
     pitch_semitones: list[float] = _opt([-2.0, 2.0])
     background_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # mix in a no-call clip from `background`
     background_snr_db: list[float] = _opt([3.0, 30.0])  # [low, high] clip-to-background power ratio
-    background: str = ""  # folder or glob of no-call audio: TFRecord shards (*.tfrec) or audio files
-    mixup_prob: float = _opt(0.65, lo=0.0, hi=1.0)  # per example: mix with another clip of the batch
+    background: str = (
+        ""  # folder or glob of no-call audio: TFRecord shards (*.tfrec) or audio files
+    )
+    mixup_prob: float = _opt(
+        0.65, lo=0.0, hi=1.0
+    )  # per example: mix with another clip of the batch
     mixup_alpha: float = _opt(0.5, lo=0.0)  # lambda ~ Beta(alpha, alpha), one per example
-    cutmix_prob: float = _opt(0.0, lo=0.0, hi=1.0)  # per example: paste a time segment of another clip
+    cutmix_prob: float = _opt(
+        0.0, lo=0.0, hi=1.0
+    )  # per example: paste a time segment of another clip
     cutmix_alpha: float = _opt(2.5, lo=0.0)
-    mix_labels: str = _opt("weight", choices=("weight", "max"))  # mixed targets: lambda-weighted, or the max of both (BirdCLEF 2024 winners)
+    mix_labels: str = _opt(
+        "weight", choices=("weight", "max")
+    )  # mixed targets: lambda-weighted, or the max of both (BirdCLEF 2024 winners)
     freq_mask_prob: float = _opt(0.5, lo=0.0, hi=1.0)
     freq_masks: int = _opt(1, lo=0)
     freq_mask_width: int = _opt(10, lo=0)
@@ -129,16 +170,30 @@ class AugmentConfig:
 class ModelConfig:
     name: str = "efficientnet_b0"  # see birdtpu.models.registry.MODELS
     pretrained: str = "imagenet"  # imagenet | none | path to a weights file (local or gs://)
-    head: str = _opt("clip", choices=("clip", "sed"))  # clip: the architecture's pooling head; sed: attention SED head
+    head: str = _opt(
+        "clip", choices=("clip", "sed")
+    )  # clip: the architecture's pooling head; sed: attention SED head
     neck: int = _opt(0, lo=0)  # units of a Dense + ReLU neck before the classifier; 0: none
     dropout: float = _opt(0.2, lo=0.0, hi=0.95)  # before the classifier (and inside the SED head)
-    backbone_dropout: float = _opt(0.2, lo=0.0, hi=0.95)  # EfficientNet drop-connect; cnn14/fat2019 dropout between blocks
+    backbone_dropout: float = _opt(
+        0.2, lo=0.0, hi=0.95
+    )  # EfficientNet drop-connect; cnn14/fat2019 dropout between blocks
     activation: str = _opt("softmax", choices=("softmax", "sigmoid"))
-    sed_clip_weight: float = _opt(0.5, lo=0.0, hi=1.0)  # sed: output = w x clipwise + (1 - w) x max over frames
-    width: float = _opt(1.0, lo=0.05, hi=4.0)  # channel multiplier of cnn14 and fat2019 (1: published widths)
-    global_features: bool = False  # fat2019: the Freesound 2019 global-feature (128 windows x 12 stats) branch
-    bn_momentum: float = _opt(0.0, lo=0.0, hi=0.9999)  # 0 keeps the backbone's (0.99); 0.9 for short runs from scratch
-    sync_bn: bool = False  # BatchNorm statistics over the global batch (all replicas) instead of per replica
+    sed_clip_weight: float = _opt(
+        0.5, lo=0.0, hi=1.0
+    )  # sed: output = w x clipwise + (1 - w) x max over frames
+    width: float = _opt(
+        1.0, lo=0.05, hi=4.0
+    )  # channel multiplier of cnn14 and fat2019 (1: published widths)
+    global_features: bool = (
+        False  # fat2019: the Freesound 2019 global-feature (128 windows x 12 stats) branch
+    )
+    bn_momentum: float = _opt(
+        0.0, lo=0.0, hi=0.9999
+    )  # 0 keeps the backbone's (0.99); 0.9 for short runs from scratch
+    sync_bn: bool = (
+        False  # BatchNorm statistics over the global batch (all replicas) instead of per replica
+    )
     init_from: str = ""  # fine-tune: a pretrained .keras or .weights.h5 loaded by layer name, mismatched layers skipped
 
 
@@ -147,30 +202,48 @@ class TrainConfig:
     epochs: int = _opt(25, lo=1)
     batch_size: int = _opt(32, lo=1)  # per replica; the global batch is this x replicas
     steps_per_epoch: int = _opt(0, lo=0)  # 0: one pass over the training shards
-    lr: float = _opt(1e-3, lo=0.0)  # peak learning rate (lr_scale global_batch: per sample of the global batch)
-    lr_scale: str = _opt("none", choices=("none", "global_batch"))  # global_batch: peak = lr x global batch (awsaf49)
-    schedule: str = _opt("cosine", choices=("cosine", "step", "exponential", "constant"))  # after the warm-up
+    lr: float = _opt(
+        1e-3, lo=0.0
+    )  # peak learning rate (lr_scale global_batch: per sample of the global batch)
+    lr_scale: str = _opt(
+        "none", choices=("none", "global_batch")
+    )  # global_batch: peak = lr x global batch (awsaf49)
+    schedule: str = _opt(
+        "cosine", choices=("cosine", "step", "exponential", "constant")
+    )  # after the warm-up
     warmup_epochs: int = _opt(5, lo=0)  # linear ramp from min_lr_ratio x peak to the peak
-    min_lr_ratio: float = _opt(0.01, lo=0.0, hi=1.0)  # warm-up start and decay floor, as a fraction of the peak
-    lr_decay: float = _opt(0.5, lo=0.0, hi=1.0)  # step: factor every lr_step_epochs; exponential: factor per epoch
+    min_lr_ratio: float = _opt(
+        0.01, lo=0.0, hi=1.0
+    )  # warm-up start and decay floor, as a fraction of the peak
+    lr_decay: float = _opt(
+        0.5, lo=0.0, hi=1.0
+    )  # step: factor every lr_step_epochs; exponential: factor per epoch
     lr_step_epochs: int = _opt(5, lo=1)  # step schedule: epochs between drops
     loss: str = _opt("cce", choices=("cce", "bce", "focal_bce", "focal_cce"))
     label_smoothing: float = _opt(0.05, lo=0.0, hi=0.5)
-    focal_gamma: float = _opt(2.0, lo=0.0)  # focal losses: the focusing exponent (0: plain cross-entropy)
+    focal_gamma: float = _opt(
+        2.0, lo=0.0
+    )  # focal losses: the focusing exponent (0: plain cross-entropy)
     optimizer: str = _opt("adam", choices=("adam", "adamw"))
     weight_decay: float = _opt(1e-4, lo=0.0)  # adamw only
     shuffle_buffer: int = _opt(1024, lo=1)
     jit_compile: str = _opt("auto", choices=("auto", "true", "false"))  # auto: on for TPU/GPU
     steps_per_execution: int = _opt(1, lo=1)  # raise on TPU (e.g. 32)
-    monitor: str = _opt("val_auc", choices=("val_auc", "val_pr_auc", "val_loss"))  # best checkpoint, early stopping
+    monitor: str = _opt(
+        "val_auc", choices=("val_auc", "val_pr_auc", "val_loss")
+    )  # best checkpoint, early stopping
     early_stopping: int = _opt(0, lo=0)  # patience in epochs without a better monitor value; 0: off
-    backup_steps: int = _opt(0, lo=0)  # also back up every N steps to resume mid-epoch; 0: at epoch ends only
+    backup_steps: int = _opt(
+        0, lo=0
+    )  # also back up every N steps to resume mid-epoch; 0: at epoch ends only
 
 
 @dataclass
 class RuntimeConfig:
     device: str = _opt("auto", choices=("auto", "tpu", "gpu", "cpu"))
-    cpu_replicas: int = _opt(1, lo=1)  # >1 splits the CPU into logical devices: a real N-replica run
+    cpu_replicas: int = _opt(
+        1, lo=1
+    )  # >1 splits the CPU into logical devices: a real N-replica run
     precision: str = _opt("auto", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
     seed: int = 42
     deterministic: bool = False  # op determinism and ordered tf.data (slower)
@@ -178,23 +251,41 @@ class RuntimeConfig:
 
 @dataclass
 class InferConfig:
-    model: str = ""  # empty: the run's model.keras; .keras, SavedModel folder or .tflite; several, comma-separated, are blended
-    window_seconds: float = _opt(5.0, lo=0.1)  # one row per window; a model with a longer clip gets context from the neighbours
+    # empty: the run's model.keras; .keras, SavedModel folder or .tflite; several, comma-separated, are blended
+    model: str = ""
+    window_seconds: float = _opt(
+        5.0, lo=0.1
+    )  # one row per window; a model with a longer clip gets context from the neighbours
     hop_seconds: float = _opt(0.0, lo=0.0)  # step between windows; 0: window_seconds (no overlap)
     batch_size: int = _opt(64, lo=1)
-    tta_shifts: list[float] = _opt([])  # each window is also scored shifted by these seconds, then averaged ([-1, 1]: 3TTA)
-    smooth: list[float] = _opt([])  # weights over a window and its neighbours, odd length (e.g. [0.25, 0.5, 0.25]); empty: none
-    aggregate: str = _opt("none", choices=("none", "max", "mean"))  # max/mean: one row per recording instead of per window
-    stacker: str = ""  # a stacker from `birdtpu stack` blends the models (in infer.model order); empty: their mean
-    sample_submission: str = ""  # column order; empty: <data.root>/sample_submission.csv where it exists; none: the model's
-    threads: int = _opt(0, lo=0)  # TFLite: single-threaded interpreters sharing each batch in parallel; 0: one per core
-    check_windows: int = _opt(4, lo=0)  # windows on which an export is checked against its Keras model; 0: no check
+    tta_shifts: list[float] = _opt(
+        []
+    )  # each window is also scored shifted by these seconds, then averaged ([-1, 1]: 3TTA)
+    smooth: list[float] = _opt(
+        []
+    )  # weights over a window and its neighbours, odd length (e.g. [0.25, 0.5, 0.25]); empty: none
+    aggregate: str = _opt(
+        "none", choices=("none", "max", "mean")
+    )  # max/mean: one row per recording instead of per window
+    stacker: str = (
+        ""  # a stacker from `birdtpu stack` blends the models (in order); empty: their mean
+    )
+    # column order; empty: <data.root>/sample_submission.csv where it exists; none: the model's
+    sample_submission: str = ""
+    threads: int = _opt(
+        0, lo=0
+    )  # TFLite: single-threaded interpreters sharing each batch in parallel; 0: one per core
+    check_windows: int = _opt(
+        4, lo=0
+    )  # windows on which an export is checked against its Keras model; 0: no check
     submission: str = ""  # empty: <run dir>/submission.csv
 
 
 @dataclass
 class TrackingConfig:
-    wandb: str = _opt("disabled", choices=("disabled", "offline", "online"))  # offline: a local run folder to sync later
+    wandb: str = _opt(
+        "disabled", choices=("disabled", "offline", "online")
+    )  # offline: a local run folder to sync later
     project: str = "birdtpu"
     entity: str = ""  # W&B team or user; empty: the key's default (the key comes from WANDB_API_KEY, never the recipe)
     log_model: bool = True  # upload the best model.keras as a W&B artifact when the run ends
@@ -224,13 +315,6 @@ class Config:
     def shard_dir(self) -> str:
         """Where this run's shards are (built if missing)."""
         return self.shards.dir or join(self.run_dir, "shards")
-
-
-def join(*parts: str) -> str:
-    """Join path parts, keeping `gs://` URLs intact."""
-    if "://" in parts[0]:
-        return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts))
-    return os.path.join(*parts)
 
 
 def _check_value(value, tp, key: str, meta: dict):
@@ -276,7 +360,9 @@ def _build(cls, data, prefix: str):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}")
+        raise ConfigError(
+            f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {data!r}"
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -303,27 +389,39 @@ def _validate(cfg: Config) -> None:
     model = cfg.model
     own_cnn = model.name.startswith(("cnn14", "fat2019"))
     if model.width != 1.0 and not own_cnn:
-        raise ConfigError(f"model.width: applies to cnn14 and fat2019 models only, not {model.name}")
+        raise ConfigError(
+            f"model.width: applies to cnn14 and fat2019 models only, not {model.name}"
+        )
     if model.global_features and (not model.name.startswith("fat2019") or model.head != "clip"):
         raise ConfigError("model.global_features: needs a fat2019 model with model.head: clip")
     if model.pretrained == "imagenet" and own_cnn:
-        raise ConfigError(f"model.pretrained: there are no ImageNet weights for {model.name}; use none or a weights file")
+        raise ConfigError(
+            f"model.pretrained: there are no ImageNet weights for {model.name}; use none or a weights file"
+        )
     if model.pretrained == "imagenet" and cfg.frontend.channels != 3 and not model.init_from:
         raise ConfigError("model.pretrained: ImageNet weights need frontend.channels: 3")
     if cfg.data.fold >= cfg.data.num_folds:
-        raise ConfigError(f"data.fold: {cfg.data.fold} must be below data.num_folds ({cfg.data.num_folds})")
+        raise ConfigError(
+            f"data.fold: {cfg.data.fold} must be below data.num_folds ({cfg.data.num_folds})"
+        )
     lo, hi = (_field_meta(DataConfig, "sample_rate")[k] for k in ("min", "max"))
     if not cfg.synth.sample_rates or not all(lo <= r <= hi for r in cfg.synth.sample_rates):
-        raise ConfigError(f"synth.sample_rates: expected one or more rates from {lo} to {hi} Hz, "
-                          f"got {cfg.synth.sample_rates}")
+        raise ConfigError(
+            f"synth.sample_rates: expected one or more rates from {lo} to {hi} Hz, "
+            f"got {cfg.synth.sample_rates}"
+        )
     if cfg.synth.min_seconds > cfg.synth.max_seconds:
         raise ConfigError("synth.min_seconds: must not exceed synth.max_seconds")
     if cfg.frontend.clip_seconds > cfg.shards.max_seconds:
-        raise ConfigError(f"frontend.clip_seconds: {cfg.frontend.clip_seconds} is longer than the "
-                          f"shard window shards.max_seconds ({cfg.shards.max_seconds})")
+        raise ConfigError(
+            f"frontend.clip_seconds: {cfg.frontend.clip_seconds} is longer than the "
+            f"shard window shards.max_seconds ({cfg.shards.max_seconds})"
+        )
     if cfg.frontend.fmax > cfg.data.sample_rate / 2:
-        raise ConfigError(f"frontend.fmax: {cfg.frontend.fmax} is above the Nyquist frequency "
-                          f"{cfg.data.sample_rate / 2} of data.sample_rate")
+        raise ConfigError(
+            f"frontend.fmax: {cfg.frontend.fmax} is above the Nyquist frequency "
+            f"{cfg.data.sample_rate / 2} of data.sample_rate"
+        )
     for key in ("synth.snr_db", "augment.noise_snr_db"):
         section, name = key.split(".")
         pair = getattr(getattr(cfg, section), name)
@@ -331,14 +429,27 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: expected [low, high], got {pair}")
     inf = cfg.infer
     if inf.hop_seconds > inf.window_seconds:
-        raise ConfigError(f"infer.hop_seconds: {inf.hop_seconds} leaves gaps between windows of "
-                          f"infer.window_seconds ({inf.window_seconds})")
+        raise ConfigError(
+            f"infer.hop_seconds: {inf.hop_seconds} leaves gaps between windows of "
+            f"infer.window_seconds ({inf.window_seconds})"
+        )
     if any(abs(s) >= inf.window_seconds for s in inf.tta_shifts):
-        raise ConfigError(f"infer.tta_shifts: each shift must be shorter than infer.window_seconds, got {inf.tta_shifts}")
+        raise ConfigError(
+            f"infer.tta_shifts: each shift must be shorter than infer.window_seconds, got {inf.tta_shifts}"
+        )
     if inf.smooth and (len(inf.smooth) % 2 == 0 or min(inf.smooth) < 0 or sum(inf.smooth) <= 0):
-        raise ConfigError(f"infer.smooth: expected an odd number of weights >= 0 with a positive sum, got {inf.smooth}")
+        raise ConfigError(
+            f"infer.smooth: expected an odd number of weights >= 0 with a positive sum, got {inf.smooth}"
+        )
     aug = cfg.augment
-    for name in ("gauss_std", "pink_snr_db", "gain_db", "stretch_rate", "pitch_semitones", "background_snr_db"):
+    for name in (
+        "gauss_std",
+        "pink_snr_db",
+        "gain_db",
+        "stretch_rate",
+        "pitch_semitones",
+        "background_snr_db",
+    ):
         pair = getattr(aug, name)
         if len(pair) != 2 or pair[0] > pair[1]:
             raise ConfigError(f"augment.{name}: expected [low, high], got {pair}")
@@ -348,9 +459,13 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"augment.stretch_rate: must be above 0, got {aug.stretch_rate}")
     for name in ("mixup", "cutmix"):
         if getattr(aug, f"{name}_prob") > 0 and getattr(aug, f"{name}_alpha") <= 0:
-            raise ConfigError(f"augment.{name}_alpha: must be above 0 when augment.{name}_prob is set")
+            raise ConfigError(
+                f"augment.{name}_alpha: must be above 0 when augment.{name}_prob is set"
+            )
     if aug.background_prob > 0 and not aug.background:
-        raise ConfigError("augment.background: set a folder or glob of no-call audio for augment.background_prob")
+        raise ConfigError(
+            "augment.background: set a folder or glob of no-call audio for augment.background_prob"
+        )
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -373,7 +488,9 @@ def _check_unique_keys(node) -> None:
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
                 if key.value in seen:
-                    raise ConfigError(f"line {key.start_mark.line + 1}: key {key.value!r} appears twice in one section")
+                    raise ConfigError(
+                        f"line {key.start_mark.line + 1}: key {key.value!r} appears twice in one section"
+                    )
                 seen.add(key.value)
             _check_unique_keys(value)
     elif isinstance(node, yaml.SequenceNode):
@@ -449,7 +566,7 @@ def to_dict(cfg: Config) -> dict:
 
 def save_config(cfg: Config, path: str) -> None:
     """Write the resolved config as YAML (atomically; local or gs://)."""
-    from birdtpu.io import atomic_write_text
+    from birdtpu.fs import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
@@ -459,4 +576,3 @@ def config_from_dict(data: dict) -> Config:
     cfg = _build(Config, data, "")
     _validate(cfg)
     return cfg
-

@@ -23,20 +23,29 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
+from iterstrat.ml_stratifiers import (
+    MultilabelStratifiedKFold,
+    MultilabelStratifiedShuffleSplit,
+)
 from scipy.stats import rankdata
 
-from birdtpu import io
+from birdtpu import fs, saving
 from birdtpu.errors import DataError
-from birdtpu.layers.stacker import OneHot, PerClassWeighting, ShiftedTanh
-from birdtpu.metrics import METRICS, ROW_ID, align_tables, check_table, per_class_roc_auc
-
+from birdtpu.layers.stacker import Stacker
+from birdtpu.metrics import (
+    METRICS,
+    ROW_ID,
+    align_tables,
+    check_table,
+    per_class_roc_auc,
+)
 
 # --------------------------------------------------------------------------- tables
 
 
-def stack_tables(preds: Sequence[pd.DataFrame], classes: Sequence[str], names: Sequence[str]
-                 ) -> tuple[np.ndarray, pd.Series]:
+def stack_tables(
+    preds: Sequence[pd.DataFrame], classes: Sequence[str], names: Sequence[str]
+) -> tuple[np.ndarray, pd.Series]:
     """(x of shape (rows, classes, models), row ids) from one table per model, rows in the first
     table's order; DataError names the model, row or column that does not match."""
     for df, name in zip(preds, names):
@@ -48,7 +57,10 @@ def stack_tables(preds: Sequence[pd.DataFrame], classes: Sequence[str], names: S
     columns = []
     for df, name in zip(preds, names):
         table = df.set_index(ROW_ID)
-        for a, b, (na, nb) in ((first, table.index, (names[0], name)), (table.index, first, (name, names[0]))):
+        for a, b, (na, nb) in (
+            (first, table.index, (names[0], name)),
+            (table.index, first, (name, names[0])),
+        ):
             extra = ~a.isin(b)
             if extra.any():
                 raise DataError(f"{nb}: {ROW_ID} {a[extra][0]!r} of {na} is missing")
@@ -56,14 +68,23 @@ def stack_tables(preds: Sequence[pd.DataFrame], classes: Sequence[str], names: S
     return np.stack(columns, axis=-1), pd.Series(first, name=ROW_ID)
 
 
-def oof_inputs(truth: pd.DataFrame, preds: Sequence[pd.DataFrame], names: Sequence[str],
-               truth_name: str = "truth") -> tuple[np.ndarray, np.ndarray, list[str], pd.Series]:
+def oof_inputs(
+    truth: pd.DataFrame,
+    preds: Sequence[pd.DataFrame],
+    names: Sequence[str],
+    truth_name: str = "truth",
+) -> tuple[np.ndarray, np.ndarray, list[str], pd.Series]:
     """(y (rows, classes), x (rows, classes, models), classes, row ids) in the truth's order."""
     scores, classes = [], None
     for df, name in zip(preds, names):
         y, score, classes = align_tables(truth, df, (truth_name, name))
         scores.append(score)
-    return y, np.stack(scores, axis=-1).astype(np.float32), classes, truth[ROW_ID].reset_index(drop=True)
+    return (
+        y,
+        np.stack(scores, axis=-1).astype(np.float32),
+        classes,
+        truth[ROW_ID].reset_index(drop=True),
+    )
 
 
 # --------------------------------------------------------------------------- simple blends
@@ -107,39 +128,6 @@ def fit_class_weights(y: np.ndarray, x: np.ndarray, steps: int = 10) -> np.ndarr
 # --------------------------------------------------------------------------- the stacker
 
 
-@keras.saving.register_keras_serializable(package="birdtpu")
-class Stacker(keras.Model):
-    """The Freesound 2019 stacking network: (rows, classes, models) -> (rows, classes).
-
-    predictions ++ their mean -> PerClassWeighting (one-hot on the mean, unit norm over models)
-    -> Dense(classes) started at identity (label correlations) -> ShiftedTanh(offset, scale).
-    At initialisation it ranks exactly as the plain mean. `class_names` and `model_names` (the
-    order of the inputs) travel with the saved model.
-    """
-
-    def __init__(self, class_names: Sequence[str], model_names: Sequence[str], offset: float = 1.6,
-                 scale: float = 1.0, **kwargs):
-        n_classes, n_models = len(class_names), len(model_names)
-        inputs = keras.Input((n_classes, n_models), name="predictions")
-        x = keras.layers.Concatenate(name="with_mean")([inputs, keras.ops.mean(inputs, axis=-1, keepdims=True)])
-        x = PerClassWeighting(1, kernel_initializer=OneHot(-1), kernel_constraint=keras.constraints.UnitNorm(axis=1),
-                              name="model_weights")(x)
-        x = keras.layers.Reshape((n_classes,), name="flatten")(x)
-        x = keras.layers.Dense(n_classes, kernel_initializer="identity", name="label_mixing")(x)
-        outputs = ShiftedTanh(offset, scale, name="head")(x)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.class_names, self.model_names = list(class_names), list(model_names)
-        self.offset, self.scale = float(offset), float(scale)
-
-    def get_config(self):
-        return {"class_names": self.class_names, "model_names": self.model_names,
-                "offset": self.offset, "scale": self.scale, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
-
-
 @dataclasses.dataclass
 class StackerOptions:
     """Training settings of the stacker and of its cross-validation."""
@@ -159,7 +147,9 @@ def multilabel_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.nd
     """(train, validation) row indices of `n_folds` multilabel-stratified folds."""
     if n_folds < 2 or n_folds > len(y):
         raise DataError(f"cannot split {len(y)} rows into {n_folds} folds")
-    return list(MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(y, y))
+    return list(
+        MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(y, y)
+    )
 
 
 class _HoldoutLoss(keras.callbacks.Callback):
@@ -176,8 +166,14 @@ class _HoldoutLoss(keras.callbacks.Callback):
         logs["val_loss"] = float(keras.ops.mean(loss))
 
 
-def fit_stacker(y: np.ndarray, x: np.ndarray, class_names: Sequence[str], model_names: Sequence[str],
-                options: StackerOptions, epochs: int | None = None) -> tuple[Stacker, int]:
+def fit_stacker(
+    y: np.ndarray,
+    x: np.ndarray,
+    class_names: Sequence[str],
+    model_names: Sequence[str],
+    options: StackerOptions,
+    epochs: int | None = None,
+) -> tuple[Stacker, int]:
     """Train a stacker; returns it and its number of epochs.
 
     With `epochs`, trains that many on all rows. Without, holds out 1/folds of the rows
@@ -186,16 +182,26 @@ def fit_stacker(y: np.ndarray, x: np.ndarray, class_names: Sequence[str], model_
     """
     keras.utils.set_random_seed(options.seed)
     model = Stacker(class_names, model_names, options.offset, options.scale)
-    model.compile(optimizer=keras.optimizers.Nadam(options.learning_rate), loss="binary_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.Nadam(options.learning_rate), loss="binary_crossentropy"
+    )
     if epochs is not None:
-        model.fit(_batches(x, y, options), epochs=epochs, steps_per_epoch=_steps(y, options), verbose=0)
+        model.fit(
+            _batches(x, y, options), epochs=epochs, steps_per_epoch=_steps(y, options), verbose=0
+        )
         return model, epochs
-    split = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=1.0 / options.folds, random_state=options.seed)
+    split = MultilabelStratifiedShuffleSplit(
+        n_splits=1, test_size=1.0 / options.folds, random_state=options.seed
+    )
     train, val = next(split.split(y, y))
     stop = keras.callbacks.EarlyStopping(patience=options.patience, restore_best_weights=True)
-    history = model.fit(_batches(x[train], y[train], options), epochs=options.max_epochs,
-                        steps_per_epoch=_steps(y[train], options), callbacks=[_HoldoutLoss(x[val], y[val]), stop],
-                        verbose=0)
+    history = model.fit(
+        _batches(x[train], y[train], options),
+        epochs=options.max_epochs,
+        steps_per_epoch=_steps(y[train], options),
+        callbacks=[_HoldoutLoss(x[val], y[val]), stop],
+        verbose=0,
+    )
     return model, int(np.argmin(history.history["val_loss"])) + 1
 
 
@@ -212,13 +218,22 @@ def _batches(x: np.ndarray, y: np.ndarray, options: StackerOptions) -> tf.data.D
 
 def _predict(model: keras.Model, x: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Eager prediction in slices (no per-shape tracing): (N, C, M) -> (N, C) float64."""
-    parts = [keras.ops.convert_to_numpy(model(x[i:i + batch], training=False)) for i in range(0, len(x), batch)]
+    parts = [
+        keras.ops.convert_to_numpy(model(x[i : i + batch], training=False))
+        for i in range(0, len(x), batch)
+    ]
     return np.concatenate(parts).astype(np.float64)
 
 
-def cross_validate(y: np.ndarray, x: np.ndarray, class_names: Sequence[str], model_names: Sequence[str],
-                   metrics: Sequence[str], options: StackerOptions, log=print
-                   ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], int]:
+def cross_validate(
+    y: np.ndarray,
+    x: np.ndarray,
+    class_names: Sequence[str],
+    model_names: Sequence[str],
+    metrics: Sequence[str],
+    options: StackerOptions,
+    log=print,
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], int]:
     """Out-of-fold scores of each model, the mean, the rank mean, the weighted mean and the stacker.
 
     Returns ({method: {metric: score}}, {method: out-of-fold predictions (N, C)}, the median of the
@@ -247,18 +262,20 @@ def save_stacker(model: Stacker, path: str) -> None:
     """Save as .keras through a temporary name and a rename."""
     if not path.endswith(".keras"):
         raise ValueError(f"{path}: a stacker is saved as .keras")
-    tmp = io.temp_name(path) + ".keras"
+    tmp = fs.temp_name(path) + ".keras"
     model.save(tmp)
-    io.commit(tmp, path)
+    fs.rename(tmp, path)
 
 
 def load_stacker(path: str) -> Stacker:
     """A stacker saved by `birdtpu stack` (or `save_stacker`)."""
-    if not io.exists(path):
+    if not fs.exists(path):
         raise DataError(f"{path}: stacker file not found")
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    model = saving.load_model(path)
     if not isinstance(model, Stacker):
-        raise DataError(f"{path}: not a stacker (a {type(model).__name__}); `birdtpu stack` writes stacker.keras")
+        raise DataError(
+            f"{path}: not a stacker (a {type(model).__name__}); `birdtpu stack` writes stacker.keras"
+        )
     return model
 
 
@@ -268,8 +285,10 @@ def apply_stacker(model: Stacker, preds: Sequence[pd.DataFrame]) -> pd.DataFrame
     Returns a table of `row_id` and the model's classes, rows in the first table's order.
     """
     if len(preds) != len(model.model_names):
-        raise DataError(f"the stacker blends {len(model.model_names)} models ({', '.join(model.model_names)}), "
-                        f"got {len(preds)} prediction tables")
+        raise DataError(
+            f"the stacker blends {len(model.model_names)} models ({', '.join(model.model_names)}), "
+            f"got {len(preds)} prediction tables"
+        )
     x, row_ids = stack_tables(preds, model.class_names, model.model_names)
     out = pd.DataFrame(_predict(model, x), columns=model.class_names)
     out.insert(0, ROW_ID, row_ids)

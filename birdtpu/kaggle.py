@@ -33,33 +33,96 @@ PACKAGE = "birdtpu"
 PROJECT_FILES = ("setup.cfg", "setup.py", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in")
 
 # Distributions of the Kaggle Python image that birdtpu requires; the code dataset ships the rest.
-KAGGLE_IMAGE_PACKAGES = frozenset({
-    "tensorflow", "keras", "numpy", "pandas", "scikit-learn", "scipy", "librosa", "soundfile",
-    "soxr", "pyyaml", "wandb", "matplotlib", "tqdm",
-})
+KAGGLE_IMAGE_PACKAGES = frozenset(
+    {
+        "tensorflow",
+        "keras",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "scipy",
+        "librosa",
+        "soundfile",
+        "soxr",
+        "pyyaml",
+        "wandb",
+        "matplotlib",
+        "tqdm",
+    }
+)
 # A requirement on `tensorflow` is met by any of these (a TPU VM ships tensorflow-tpu or -cpu).
-TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-tpu", "tensorflow-intel",
-                            "tensorflow-macos", "tf-nightly")
+TENSORFLOW_DISTRIBUTIONS = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-tpu",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tf-nightly",
+)
 
 # From the kaggle-api docs (docs/kernels_metadata.md) and the checks of `kaggle kernels push`.
-KERNEL_FIELDS = frozenset({
-    "id", "id_no", "title", "code_file", "language", "kernel_type", "is_private", "enable_gpu",
-    "enable_tpu", "enable_internet", "dataset_sources", "competition_sources", "kernel_sources",
-    "model_sources", "keywords", "docker_image", "docker_image_pinning_type", "machine_shape",
-})
+KERNEL_FIELDS = frozenset(
+    {
+        "id",
+        "id_no",
+        "title",
+        "code_file",
+        "language",
+        "kernel_type",
+        "is_private",
+        "enable_gpu",
+        "enable_tpu",
+        "enable_internet",
+        "dataset_sources",
+        "competition_sources",
+        "kernel_sources",
+        "model_sources",
+        "keywords",
+        "docker_image",
+        "docker_image_pinning_type",
+        "machine_shape",
+    }
+)
 KERNEL_LANGUAGES = ("python", "r", "rmarkdown")
 KERNEL_TYPES = ("script", "notebook")
 KERNEL_FLAGS = ("is_private", "enable_gpu", "enable_tpu", "enable_internet")
 # From the kaggle-api docs (docs/datasets_metadata.md, "Licenses").
-DATASET_LICENSES = frozenset({
-    "CC0-1.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC-BY-NC-SA-4.0", "GPL-2.0", "ODbL-1.0", "DbCL-1.0",
-    "copyright-authors", "other", "unknown", "CC-BY-4.0", "CC-BY-NC-4.0", "PDDL", "CC-BY-3.0",
-    "CC-BY-3.0-IGO", "US-Government-Works", "CC-BY-NC-SA-3.0-IGO", "CDLA-Permissive-1.0",
-    "CDLA-Sharing-1.0", "CC-BY-ND-4.0", "CC-BY-NC-ND-4.0", "ODC-BY-1.0", "LGPL-3.0", "AGPL-3.0",
-    "FDL-1.3", "EU-ODP-Legal-Notice", "apache-2.0", "GPL-3.0",
-})
-NO_CREDENTIALS = ("no Kaggle credentials: put kaggle.json (kaggle.com > Settings > API > Create New "
-                  "Token) in ~/.kaggle/ or $KAGGLE_CONFIG_DIR, or set KAGGLE_USERNAME and KAGGLE_KEY")
+DATASET_LICENSES = frozenset(
+    {
+        "CC0-1.0",
+        "CC-BY-SA-3.0",
+        "CC-BY-SA-4.0",
+        "CC-BY-NC-SA-4.0",
+        "GPL-2.0",
+        "ODbL-1.0",
+        "DbCL-1.0",
+        "copyright-authors",
+        "other",
+        "unknown",
+        "CC-BY-4.0",
+        "CC-BY-NC-4.0",
+        "PDDL",
+        "CC-BY-3.0",
+        "CC-BY-3.0-IGO",
+        "US-Government-Works",
+        "CC-BY-NC-SA-3.0-IGO",
+        "CDLA-Permissive-1.0",
+        "CDLA-Sharing-1.0",
+        "CC-BY-ND-4.0",
+        "CC-BY-NC-ND-4.0",
+        "ODC-BY-1.0",
+        "LGPL-3.0",
+        "AGPL-3.0",
+        "FDL-1.3",
+        "EU-ODP-Legal-Notice",
+        "apache-2.0",
+        "GPL-3.0",
+    }
+)
+NO_CREDENTIALS = (
+    "no Kaggle credentials: put kaggle.json (kaggle.com > Settings > API > Create New "
+    "Token) in ~/.kaggle/ or $KAGGLE_CONFIG_DIR, or set KAGGLE_USERNAME and KAGGLE_KEY"
+)
 
 
 # ---------------------------------------------------------------- requirements
@@ -115,8 +178,11 @@ def wheel_requirements(wheel: str | Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         text = zf.read(name).decode("utf-8")
-    lines = [line.split(":", 1)[1].strip() for line in text.splitlines()
-             if line.startswith("Requires-Dist:")]
+    lines = [
+        line.split(":", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
     return _active(lines)
 
 
@@ -133,11 +199,16 @@ def _split_ref(ref: str, what: str) -> tuple[str, str]:
 
 def _pip(*args: str) -> None:
     """Run pip of this interpreter quietly; BirdtpuError with pip's last line on failure."""
-    proc = subprocess.run([sys.executable, "-m", "pip", *args, "-q", "--disable-pip-version-check"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", *args, "-q", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        raise BirdtpuError(f"pip {args[0]} failed: {lines[-1].strip() if lines else proc.returncode}")
+        raise BirdtpuError(
+            f"pip {args[0]} failed: {lines[-1].strip() if lines else proc.returncode}"
+        )
 
 
 def build_wheel(src: str | Path, dest: str | Path) -> Path:
@@ -148,13 +219,18 @@ def build_wheel(src: str | Path, dest: str | Path) -> Path:
     """
     src = Path(src)
     if not (src / "setup.cfg").is_file() or not (src / PACKAGE).is_dir():
-        raise BirdtpuError(f"{src}: not a birdtpu checkout (no setup.cfg and {PACKAGE}/); pass --src")
+        raise BirdtpuError(
+            f"{src}: not a birdtpu checkout (no setup.cfg and {PACKAGE}/); pass --src"
+        )
     with tempfile.TemporaryDirectory(prefix="birdtpu-src-") as tmp:
         for name in PROJECT_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp)
-        shutil.copytree(src / PACKAGE, Path(tmp) / PACKAGE,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            src / PACKAGE,
+            Path(tmp) / PACKAGE,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dest), tmp)
     wheels = sorted(Path(dest).glob(f"{PACKAGE}-*.whl"))
     if len(wheels) != 1:
@@ -190,8 +266,14 @@ def code_dataset_metadata(dataset_id: str) -> dict:
     }
 
 
-def build_code_dataset(out: str | Path, dataset_id: str, *, src: str | Path = ".",
-                       with_deps: bool = False, find_links: str | None = None) -> Path:
+def build_code_dataset(
+    out: str | Path,
+    dataset_id: str,
+    *,
+    src: str | Path = ".",
+    with_deps: bool = False,
+    find_links: str | None = None,
+) -> Path:
     """Write the code dataset folder `out` and return it; replaces an earlier code dataset there.
 
     It holds the birdtpu wheel of the checkout `src`, with `with_deps` the wheels of birdtpu's
@@ -207,7 +289,11 @@ def build_code_dataset(out: str | Path, dataset_id: str, *, src: str | Path = ".
     try:
         wheel = build_wheel(src, tmp)
         if with_deps:
-            reqs = [r for r in wheel_requirements(wheel) if requirement_name(r) not in KAGGLE_IMAGE_PACKAGES]
+            reqs = [
+                r
+                for r in wheel_requirements(wheel)
+                if requirement_name(r) not in KAGGLE_IMAGE_PACKAGES
+            ]
             fetch_wheels(reqs, tmp, find_links)
         for recipe in sorted(Path(src, "configs").glob("*.yaml")):
             shutil.copy2(recipe, tmp)
@@ -257,16 +343,24 @@ def _kernel_problems(meta: dict, folder: Path) -> list[str]:
     if not isinstance(code, str) or not (folder / code).is_file():
         problems.append(f"code_file {code!r}: no such file in the folder")
     if meta.get("language") not in KERNEL_LANGUAGES:
-        problems.append(f"language {meta.get('language')!r}: expected one of {', '.join(KERNEL_LANGUAGES)}")
+        problems.append(
+            f"language {meta.get('language')!r}: expected one of {', '.join(KERNEL_LANGUAGES)}"
+        )
     if meta.get("kernel_type") not in KERNEL_TYPES:
-        problems.append(f"kernel_type {meta.get('kernel_type')!r}: expected one of {', '.join(KERNEL_TYPES)}")
+        problems.append(
+            f"kernel_type {meta.get('kernel_type')!r}: expected one of {', '.join(KERNEL_TYPES)}"
+        )
     for flag in KERNEL_FLAGS:
         if flag in meta and meta[flag] not in (True, False, "true", "false"):
             problems.append(f"{flag} {meta[flag]!r}: expected true or false")
     if str(meta.get("enable_gpu")).lower() == "true" == str(meta.get("enable_tpu")).lower():
         problems.append("enable_gpu and enable_tpu: choose one accelerator")
-    for key, parts in (("dataset_sources", 2), ("kernel_sources", 2), ("competition_sources", 1),
-                       ("model_sources", 5)):
+    for key, parts in (
+        ("dataset_sources", 2),
+        ("kernel_sources", 2),
+        ("competition_sources", 1),
+        ("model_sources", 5),
+    ):
         value = meta.get(key, [])
         if not isinstance(value, list) or not all(_is_ref(v, parts) for v in value):
             problems.append(f"{key} {value!r}: expected a list of {'/'.join(['SLUG'] * parts)}")
@@ -299,9 +393,15 @@ def check_dataset_metadata(folder: str | Path) -> dict:
         problems.append(f"id {ref!r}: the slug must be 6-50 lower-case letters, digits and dashes")
     if not isinstance(title, str) or not 6 <= len(title) <= 50:
         problems.append(f"title {title!r}: expected 6-50 characters")
-    if (not isinstance(licenses, list) or len(licenses) != 1 or not isinstance(licenses[0], dict)
-            or licenses[0].get("name") not in DATASET_LICENSES):
-        problems.append(f"licenses {licenses!r}: expected exactly one {{'name': LICENSE}} of the Kaggle list")
+    if (
+        not isinstance(licenses, list)
+        or len(licenses) != 1
+        or not isinstance(licenses[0], dict)
+        or licenses[0].get("name") not in DATASET_LICENSES
+    ):
+        problems.append(
+            f"licenses {licenses!r}: expected exactly one {{'name': LICENSE}} of the Kaggle list"
+        )
     if subtitle is not None and (not isinstance(subtitle, str) or not 20 <= len(subtitle) <= 80):
         problems.append(f"subtitle {subtitle!r}: expected 20-80 characters")
     for res in meta.get("resources", []):
@@ -387,7 +487,9 @@ def kaggle_api():
             api.authenticate()
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] in ("kaggle", "kagglesdk"):
-            raise BirdtpuError("the kaggle package is not installed: pip install 'birdtpu[kaggle]'") from None
+            raise BirdtpuError(
+                "the kaggle package is not installed: pip install 'birdtpu[kaggle]'"
+            ) from None
         raise
     except SystemExit:
         raise BirdtpuError(NO_CREDENTIALS) from None
@@ -404,7 +506,11 @@ def _call(api, what: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except Exception as err:
         status = getattr(getattr(err, "response", None), "status_code", None)
-        hint = " (permission denied: is the id yours, are the competition's rules accepted?)" if status == 403 else ""
+        hint = (
+            " (permission denied: is the id yours, are the competition's rules accepted?)"
+            if status == 403
+            else ""
+        )
         raise BirdtpuError(f"{what} failed: {_one_line(err, api)}{hint}") from None
 
 
@@ -431,16 +537,38 @@ def push_code(folder: str | Path, *, notes: str, public: bool = False, connect=k
             raise BirdtpuError(f"status of {meta['id']} failed: {_one_line(err, api)}") from None
         exists = False
     if exists:
-        response = _call(api, f"new version of {meta['id']}", api.dataset_create_version, str(folder),
-                         version_notes=notes, quiet=False, dir_mode="skip")
+        response = _call(
+            api,
+            f"new version of {meta['id']}",
+            api.dataset_create_version,
+            str(folder),
+            version_notes=notes,
+            quiet=False,
+            dir_mode="skip",
+        )
     else:
-        response = _call(api, f"creating {meta['id']}", api.dataset_create_new, str(folder),
-                         public=public, quiet=False, dir_mode="skip")
-    return _checked(response, f"upload of {meta['id']}").url or f"https://www.kaggle.com/datasets/{meta['id']}"
+        response = _call(
+            api,
+            f"creating {meta['id']}",
+            api.dataset_create_new,
+            str(folder),
+            public=public,
+            quiet=False,
+            dir_mode="skip",
+        )
+    return (
+        _checked(response, f"upload of {meta['id']}").url
+        or f"https://www.kaggle.com/datasets/{meta['id']}"
+    )
 
 
-def push_kernel(folder: str | Path, *, owner: str | None = None, accelerator: str | None = None,
-                connect=kaggle_api) -> str:
+def push_kernel(
+    folder: str | Path,
+    *,
+    owner: str | None = None,
+    accelerator: str | None = None,
+    connect=kaggle_api,
+) -> str:
     """Push (and so run) the kernel folder under `owner` (default: the account); its URL.
 
     Sources that Kaggle rejects (say, a code dataset not pushed yet) are reported on stderr.
@@ -451,12 +579,17 @@ def push_kernel(folder: str | Path, *, owner: str | None = None, accelerator: st
     with tempfile.TemporaryDirectory(prefix="birdtpu-kernel-") as tmp:
         staged = kernel_for_owner(folder, owner, Path(tmp) / "kernel")
         ref = check_kernel_metadata(staged)["id"]
-        response = _checked(_call(api, f"push of {ref}", api.kernels_push, str(staged), acc=accelerator),
-                            f"push of {ref}")
+        response = _checked(
+            _call(api, f"push of {ref}", api.kernels_push, str(staged), acc=accelerator),
+            f"push of {ref}",
+        )
     for kind in ("dataset", "competition", "kernel", "model"):
         rejected = getattr(response, f"invalid_{kind}_sources", None)
         if rejected:
-            print(f"warning: Kaggle rejected the {kind} sources {', '.join(rejected)} of {ref}", file=sys.stderr)
+            print(
+                f"warning: Kaggle rejected the {kind} sources {', '.join(rejected)} of {ref}",
+                file=sys.stderr,
+            )
     return response.url or f"https://www.kaggle.com/code/{ref}"
 
 
@@ -468,11 +601,19 @@ def download(competition: str, dest: str | Path, *, force: bool = False, connect
     dest = Path(dest)
     archive = dest / f"{competition}.zip"
     if dest.is_dir() and not force and any(p != archive for p in dest.iterdir()):
-        raise BirdtpuError(f"{dest}: already holds files; pass --force to download and extract again")
+        raise BirdtpuError(
+            f"{dest}: already holds files; pass --force to download and extract again"
+        )
     api = connect()
     dest.mkdir(parents=True, exist_ok=True)
-    _call(api, f"download of {competition}", api.competition_download_files, competition,
-          path=str(dest), quiet=False)
+    _call(
+        api,
+        f"download of {competition}",
+        api.competition_download_files,
+        competition,
+        path=str(dest),
+        quiet=False,
+    )
     if not archive.is_file():
         raise BirdtpuError(f"download of {competition}: no {archive.name} in {dest}")
     count = extract_zip(archive, dest)
@@ -480,8 +621,15 @@ def download(competition: str, dest: str | Path, *, force: bool = False, connect
     return count
 
 
-def submit(file: str, *, competition: str, message: str, kernel: str | None = None,
-           kernel_version: int | None = None, connect=kaggle_api) -> str:
+def submit(
+    file: str,
+    *,
+    competition: str,
+    message: str,
+    kernel: str | None = None,
+    kernel_version: int | None = None,
+    connect=kaggle_api,
+) -> str:
     """Submit to a competition; Kaggle's reply.
 
     Without `kernel`, uploads the local `file`; with `kernel` (OWNER/SLUG, for code competitions
@@ -494,8 +642,17 @@ def submit(file: str, *, competition: str, message: str, kernel: str | None = No
     api = connect()
     what = f"submission to {competition}"
     if kernel:
-        response = _call(api, what, api.competition_submit_code, file, message, competition,
-                         kernel=kernel, kernel_version=kernel_version, quiet=False)
+        response = _call(
+            api,
+            what,
+            api.competition_submit_code,
+            file,
+            message,
+            competition,
+            kernel=kernel,
+            kernel_version=kernel_version,
+            quiet=False,
+        )
     else:
         response = _call(api, what, api.competition_submit, file, message, competition, quiet=False)
     return " ".join(str(getattr(response, "message", "") or "submitted").split())

@@ -43,7 +43,9 @@ def _labels(row) -> list[str]:
     return [str(x) for x in labels]
 
 
-def display_audio(row, sample_rate: int = 32000, max_seconds: float | None = 30.0, show: bool = True) -> Shown:
+def display_audio(
+    row, sample_rate: int = 32000, max_seconds: float | None = 30.0, show: bool = True
+) -> Shown:
     """Play a catalog row's recording (`filepath`) and show its waveform and spectrogram titled with
     its labels (primary first) and source; `max_seconds` decodes only the start (None: all).
 

@@ -16,7 +16,7 @@ writes one atomically (local or gs://). Axes carry a `gid` naming their panel.
 
 from __future__ import annotations
 
-import io as _bytes_io
+import io
 import math
 from dataclasses import dataclass
 
@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from birdtpu import io
+from birdtpu import fs
 from birdtpu.errors import DataError
 
 MAX_TICKS = 80  # more classes than this: no class names on the axis
@@ -33,6 +33,7 @@ SCORE_COLUMNS = ("roc_auc", "average_precision", "lwlrap")
 
 
 # ------------------------------------------------------------------ figures and files
+
 
 def new_figure(width: float, height: float) -> Figure:
     """A Figure on the Agg canvas (inches; capped at 60 x 60)."""
@@ -43,14 +44,14 @@ def new_figure(width: float, height: float) -> Figure:
 
 def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes."""
-    buf = _bytes_io.BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
 
 
 def save_png(fig: Figure, path: str) -> str:
     """Write `fig` as a PNG to `path` atomically; returns `path`."""
-    io.atomic_write_bytes(path, png_bytes(fig))
+    fs.atomic_write_bytes(path, png_bytes(fig))
     return path
 
 
@@ -68,25 +69,32 @@ def _class_ticks(ax, names, axis: str = "x") -> None:
         getattr(ax, f"set_{axis}ticks")([])
         return
     getattr(ax, f"set_{axis}ticks")(positions)
-    getattr(ax, f"set_{axis}ticklabels")(list(names), rotation=90 if axis == "x" else 0,
-                                         fontsize=7 if len(names) > 30 else 9)
+    getattr(ax, f"set_{axis}ticklabels")(
+        list(names), rotation=90 if axis == "x" else 0, fontsize=7 if len(names) > 30 else 9
+    )
 
 
 # ------------------------------------------------------------------ classes
+
 
 def class_counts(df: pd.DataFrame) -> pd.DataFrame:
     """Rows per primary label (index, most rows first, then by name) and source (columns, largest first)."""
     if "label" not in df.columns:
         raise DataError("catalog has no 'label' column")
-    source = df["source"].fillna("").astype(str) if "source" in df.columns else pd.Series("", index=df.index)
+    source = (
+        df["source"].fillna("").astype(str)
+        if "source" in df.columns
+        else pd.Series("", index=df.index)
+    )
     counts = pd.crosstab(df["label"].astype(str), source)
     total = counts.sum(axis=1)
     order = sorted(counts.index, key=lambda c: (-total[c], c))
     return counts.loc[order, counts.sum().sort_values(ascending=False, kind="stable").index]
 
 
-def class_distribution_figure(df: pd.DataFrame, thresholds: dict[str, float] | None = None,
-                              title: str = "") -> Figure:
+def class_distribution_figure(
+    df: pd.DataFrame, thresholds: dict[str, float] | None = None, title: str = ""
+) -> Figure:
     """Rows per primary label: the long tail stacked by source (panel `classes`, one BarContainer
     per source, labelled with it), with `thresholds` ({legend label: rows}) as horizontal lines;
     rows per class and fold (`folds`, an image, classes x folds; fold -1 is train-only) where the
@@ -95,12 +103,16 @@ def class_distribution_figure(df: pd.DataFrame, thresholds: dict[str, float] | N
     has_folds = "fold" in df.columns
     width = max(8.0, 0.16 * len(counts) + 2.0)
     fig = new_figure(width, 10.0 if has_folds else 7.0)
-    grid = fig.add_gridspec(3 if has_folds else 2, 1, height_ratios=[3, 2, 2] if has_folds else [3, 2])
+    grid = fig.add_gridspec(
+        3 if has_folds else 2, 1, height_ratios=[3, 2, 2] if has_folds else [3, 2]
+    )
     ax = fig.add_subplot(grid[0], gid="classes")
     x = np.arange(len(counts))
     bottom = np.zeros(len(counts))
     for source in counts.columns:
-        ax.bar(x, counts[source].to_numpy(), bottom=bottom, width=0.85, label=source or "(no source)")
+        ax.bar(
+            x, counts[source].to_numpy(), bottom=bottom, width=0.85, label=source or "(no source)"
+        )
         bottom += counts[source].to_numpy()
     for (label, value), style in zip((thresholds or {}).items(), ("--", ":", "-.", "-")):
         ax.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
@@ -115,9 +127,13 @@ def class_distribution_figure(df: pd.DataFrame, thresholds: dict[str, float] | N
         folds = pd.crosstab(df["label"].astype(str), pd.to_numeric(df["fold"]).astype(int))
         folds = folds.reindex(index=counts.index, fill_value=0)
         ax = fig.add_subplot(grid[1], gid="folds")
-        image = ax.imshow(folds.to_numpy().T, aspect="auto", cmap="viridis", interpolation="nearest")
+        image = ax.imshow(
+            folds.to_numpy().T, aspect="auto", cmap="viridis", interpolation="nearest"
+        )
         ax.set_yticks(np.arange(len(folds.columns)))
-        ax.set_yticklabels([f"{'train-only' if k < 0 else f'fold {k}'} ({folds[k].sum()})" for k in folds.columns])
+        ax.set_yticklabels(
+            [f"{'train-only' if k < 0 else f'fold {k}'} ({folds[k].sum()})" for k in folds.columns]
+        )
         _class_ticks(ax, folds.index)
         ax.set_title("rows per class and fold")
         fig.colorbar(image, ax=ax, label="rows", fraction=0.03, pad=0.01)
@@ -125,7 +141,9 @@ def class_distribution_figure(df: pd.DataFrame, thresholds: dict[str, float] | N
     per_source = counts.sum()
     bars = ax.barh(np.arange(len(per_source)), per_source.to_numpy(), color="tab:gray")
     classes = (counts > 0).sum()
-    ax.bar_label(bars, [f" {n} rows, {classes[s]} classes" for s, n in per_source.items()], fontsize=8)
+    ax.bar_label(
+        bars, [f" {n} rows, {classes[s]} classes" for s, n in per_source.items()], fontsize=8
+    )
     ax.set_yticks(np.arange(len(per_source)))
     ax.set_yticklabels([s or "(no source)" for s in per_source.index])
     ax.invert_yaxis()
@@ -136,6 +154,7 @@ def class_distribution_figure(df: pd.DataFrame, thresholds: dict[str, float] | N
 
 
 # ------------------------------------------------------------------ spectrograms
+
 
 @dataclass
 class SpectrogramSheet:
@@ -156,8 +175,16 @@ def _mixture(target: np.ndarray, classes: list[str]) -> str:
     return " + ".join(f"{classes[i]} {target[i]:.2f}" for i in order[:3] if target[i] > 0.01)
 
 
-def _collect(batches, fe, training: bool, names: list[str], rows: list[int], k: int, with_ids: bool,
-             max_batches: int | None):
+def _collect(
+    batches,
+    fe,
+    training: bool,
+    names: list[str],
+    rows: list[int],
+    k: int,
+    with_ids: bool,
+    max_batches: int | None,
+):
     """(images (rows, k, mels, frames) with NaN gaps, titles) of the first `k` clips whose target's
     largest entry is each class of `rows` (indices into `names`), reading at most `max_batches`."""
     where = {c: r for r, c in enumerate(rows)}
@@ -181,8 +208,14 @@ def _collect(batches, fe, training: bool, names: list[str], rows: list[int], k: 
     return images, titles
 
 
-def pipeline_spectrograms(cfg, per_class: int = 2, classes: list[str] | None = None, max_classes: int = 0,
-                          max_batches: int = 50, log=print) -> SpectrogramSheet:
+def pipeline_spectrograms(
+    cfg,
+    per_class: int = 2,
+    classes: list[str] | None = None,
+    max_classes: int = 0,
+    max_batches: int = 50,
+    log=print,
+) -> SpectrogramSheet:
     """What the model sees, per class: clips of the run's shards (built where missing) through
     `birdtpu.data.pipeline.build_dataset` and the model's frontend, without augmentation (eval
     pipeline, training=False) and with it (training pipeline with `cfg.augment`: waveform
@@ -201,19 +234,38 @@ def pipeline_spectrograms(cfg, per_class: int = 2, classes: list[str] | None = N
     names = manifest["classes"]
     unknown = [c for c in classes or () if c not in names]
     if unknown:
-        raise DataError(f"class {unknown[0]!r} is not a class of {cfg.shard_dir} ({', '.join(names[:8])}...)")
-    rows = [names.index(c) for c in classes] if classes else list(range(len(names)))[: max_classes or None]
+        raise DataError(
+            f"class {unknown[0]!r} is not a class of {cfg.shard_dir} ({', '.join(names[:8])}...)"
+        )
+    rows = (
+        [names.index(c) for c in classes]
+        if classes
+        else list(range(len(names)))[: max_classes or None]
+    )
     rate = cfg.data.sample_rate
-    common = dict(num_classes=len(names), clip_samples=int(round(cfg.frontend.clip_seconds * rate)),
-                  batch_size=cfg.train.batch_size, compression=cfg.shards.compression, seed=cfg.runtime.seed,
-                  deterministic=True, sample_rate=rate, log=log)
+    common = dict(
+        num_classes=len(names),
+        clip_samples=int(round(cfg.frontend.clip_seconds * rate)),
+        batch_size=cfg.train.batch_size,
+        compression=cfg.shards.compression,
+        seed=cfg.runtime.seed,
+        deterministic=True,
+        sample_rate=rate,
+        log=log,
+    )
     paths = shard_paths(cfg.shard_dir, manifest)
     fe = frontend(cfg.frontend, rate, cfg.augment)
     clean = build_dataset(paths, training=False, with_ids=True, secondary_weight=0.0, **common)
     clean, clean_titles = _collect(clean, fe, False, names, rows, per_class, True, None)
-    train = build_dataset(paths, training=True, augment=cfg.augment, shuffle_buffer=cfg.train.shuffle_buffer, **common)
-    augmented, augmented_titles = _collect(train, fe, True, names, rows, per_class, False, max_batches)
-    return SpectrogramSheet([names[i] for i in rows], clean, clean_titles, augmented, augmented_titles)
+    train = build_dataset(
+        paths, training=True, augment=cfg.augment, shuffle_buffer=cfg.train.shuffle_buffer, **common
+    )
+    augmented, augmented_titles = _collect(
+        train, fe, True, names, rows, per_class, False, max_batches
+    )
+    return SpectrogramSheet(
+        [names[i] for i in rows], clean, clean_titles, augmented, augmented_titles
+    )
 
 
 def spectrogram_grid_figure(sheet: SpectrogramSheet, title: str = "") -> Figure:
@@ -223,8 +275,12 @@ def spectrogram_grid_figure(sheet: SpectrogramSheet, title: str = "") -> Figure:
     rows, cols = len(sheet.classes), 2 * k
     fig = new_figure(2.6 * cols + 1.0, 1.9 * rows + 0.8)
     grid = fig.subplots(rows, cols, squeeze=False)
-    vmin = np.nanmin([np.nanmin(a) if np.isfinite(a).any() else 0.0 for a in (sheet.clean, sheet.augmented)])
-    vmax = np.nanmax([np.nanmax(a) if np.isfinite(a).any() else 1.0 for a in (sheet.clean, sheet.augmented)])
+    vmin = np.nanmin(
+        [np.nanmin(a) if np.isfinite(a).any() else 0.0 for a in (sheet.clean, sheet.augmented)]
+    )
+    vmax = np.nanmax(
+        [np.nanmax(a) if np.isfinite(a).any() else 1.0 for a in (sheet.clean, sheet.augmented)]
+    )
     for i, name in enumerate(sheet.classes):
         for j in range(cols):
             ax = grid[i, j]
@@ -238,17 +294,29 @@ def spectrogram_grid_figure(sheet: SpectrogramSheet, title: str = "") -> Figure:
             if np.isnan(image).all():
                 ax.set_title("(no clip)", fontsize=7)
                 continue
-            ax.imshow(image, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                      interpolation="nearest")
+            ax.imshow(
+                image,
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=vmin,
+                vmax=vmax,
+                interpolation="nearest",
+            )
             ax.set_title(f"{'clean' if j < k else 'augmented'}: {caption}"[:48], fontsize=7)
-    fig.suptitle(title or "what the model sees: frontend output per class, without (left) and with (right) "
-                 "augmentation", fontsize=10)
+    fig.suptitle(
+        title
+        or "what the model sees: frontend output per class, without (left) and with (right) "
+        "augmentation",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
-def stft_db(wave: np.ndarray, sample_rate: int, n_fft: int = 1024, hop: int = 256,
-            top_db: float = 80.0) -> np.ndarray:
+def stft_db(
+    wave: np.ndarray, sample_rate: int, n_fft: int = 1024, hop: int = 256, top_db: float = 80.0
+) -> np.ndarray:
     """(n_fft // 2 + 1, frames) power spectrogram in dB (Hann window), floored at its max - top_db."""
     wave = np.asarray(wave, np.float32).reshape(-1)
     wave = np.pad(wave, (n_fft // 2, n_fft // 2 + max(0, n_fft - len(wave))))
@@ -277,8 +345,13 @@ def audio_figure(wave: np.ndarray, sample_rate: int, title: str = "") -> Figure:
     top.plot(np.arange(len(wave)) / sample_rate, wave, linewidth=0.4, color="tab:blue")
     top.set_title(title, fontsize=10)
     bottom.set_gid("spectrogram")
-    bottom.imshow(stft_db(wave, sample_rate), origin="lower", aspect="auto", cmap="magma",
-                  extent=(0.0, seconds, 0.0, sample_rate / 2000.0))
+    bottom.imshow(
+        stft_db(wave, sample_rate),
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0.0, seconds, 0.0, sample_rate / 2000.0),
+    )
     bottom.set_ylabel("kHz")
     bottom.set_xlabel("seconds")
     fig.tight_layout()
@@ -286,6 +359,7 @@ def audio_figure(wave: np.ndarray, sample_rate: int, title: str = "") -> Figure:
 
 
 # ------------------------------------------------------------------ history
+
 
 def history_figure(history, title: str = "") -> Figure:
     """Training history (a history.csv table or its rows): a panel per metric (`loss` first; train
@@ -303,7 +377,9 @@ def history_figure(history, title: str = "") -> Figure:
         ax.set_gid(name)
         if name == "lr":
             ax.plot(epochs, df["lr"].to_numpy(), "-o", ms=3, label="lr")
-            ax.set_yscale("log" if (df["lr"] > 0).all() and df["lr"].max() > 20 * df["lr"].min() else "linear")
+            ax.set_yscale(
+                "log" if (df["lr"] > 0).all() and df["lr"].max() > 20 * df["lr"].min() else "linear"
+            )
             ax.set_title("learning rate (epoch end)")
         else:
             for column, style in ((name, "--o"), (f"val_{name}", "-o")):
@@ -321,17 +397,32 @@ def history_figure(history, title: str = "") -> Figure:
 
 # ------------------------------------------------------------------ per-class scores
 
-def class_scores(truth: pd.DataFrame, pred: pd.DataFrame, names: tuple[str, str] = ("truth", "pred")) -> pd.DataFrame:
+
+def class_scores(
+    truth: pd.DataFrame, pred: pd.DataFrame, names: tuple[str, str] = ("truth", "pred")
+) -> pd.DataFrame:
     """Per class (truth's order): positives, roc_auc, average_precision, lwlrap and its weight
     (birdtpu.metrics; NaN where a class lacks positives, or negatives for ROC-AUC)."""
-    from birdtpu.metrics import align_tables, lwlrap_per_class, per_class_average_precision, per_class_roc_auc
+    from birdtpu.metrics import (
+        align_tables,
+        lwlrap_per_class,
+        per_class_average_precision,
+        per_class_roc_auc,
+    )
 
     y, s, classes = align_tables(truth, pred, names)
     per, weight = lwlrap_per_class(y, s)
     per = np.where(weight > 0, per, np.nan)  # a class without positives has no lwlrap (it weighs 0)
-    return pd.DataFrame({"class": classes, "positives": y.sum(axis=0).astype(int),
-                         "roc_auc": per_class_roc_auc(y, s), "average_precision": per_class_average_precision(y, s),
-                         "lwlrap": per, "lwlrap_weight": weight})
+    return pd.DataFrame(
+        {
+            "class": classes,
+            "positives": y.sum(axis=0).astype(int),
+            "roc_auc": per_class_roc_auc(y, s),
+            "average_precision": per_class_average_precision(y, s),
+            "lwlrap": per,
+            "lwlrap_weight": weight,
+        }
+    )
 
 
 def worst_classes(scores: pd.DataFrame, k: int = 10, by: str = "roc_auc") -> pd.DataFrame:
@@ -339,7 +430,9 @@ def worst_classes(scores: pd.DataFrame, k: int = 10, by: str = "roc_auc") -> pd.
     return scores.dropna(subset=[by]).sort_values([by, "class"], kind="stable").head(k)
 
 
-def scores_figure(scores: pd.DataFrame, worst: int = 10, by: str = "roc_auc", title: str = "") -> Figure:
+def scores_figure(
+    scores: pd.DataFrame, worst: int = 10, by: str = "roc_auc", title: str = ""
+) -> Figure:
     """Panels `roc_auc`, `average_precision`, `lwlrap`: one bar per class where defined, lowest
     first, with the macro mean (lwlrap: the weighted sum) as a line; panel `worst`: the `worst`
     lowest classes by `by` with their other scores and positives."""
@@ -353,19 +446,32 @@ def scores_figure(scores: pd.DataFrame, worst: int = 10, by: str = "roc_auc", ti
             overall = float((scores["lwlrap"].fillna(0) * scores["lwlrap_weight"]).sum())
         else:
             overall = float(shown[metric].mean()) if len(shown) else math.nan
-        ax.axhline(overall, color="black", linestyle="--", linewidth=1, label=f"overall {overall:.4f}")
+        ax.axhline(
+            overall, color="black", linestyle="--", linewidth=1, label=f"overall {overall:.4f}"
+        )
         _class_ticks(ax, shown["class"])
         ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
         ax.set_ylim(0, 1.02)
         left = len(scores) - len(shown)
-        ax.set_title(f"{metric} per class, lowest first" + (f" ({left} undefined, not shown)" if left else ""))
+        ax.set_title(
+            f"{metric} per class, lowest first"
+            + (f" ({left} undefined, not shown)" if left else "")
+        )
         ax.legend(fontsize=8, loc="lower right")
     ax = grid[-1]
     ax.set_gid("worst")
     rows = worst_classes(scores, worst, by)
     bars = ax.barh(np.arange(len(rows)), rows[by].to_numpy(), color="tab:red")
-    ax.bar_label(bars, [f" {r[by]:.3f}  (" + ", ".join(f"{m} {r[m]:.3f}" for m in SCORE_COLUMNS if m != by)
-                        + f", {r['positives']} positives)" for _, r in rows.iterrows()], fontsize=8)
+    ax.bar_label(
+        bars,
+        [
+            f" {r[by]:.3f}  ("
+            + ", ".join(f"{m} {r[m]:.3f}" for m in SCORE_COLUMNS if m != by)
+            + f", {r['positives']} positives)"
+            for _, r in rows.iterrows()
+        ],
+        fontsize=8,
+    )
     ax.set_yticks(np.arange(len(rows)))
     ax.set_yticklabels(rows["class"].tolist())
     ax.invert_yaxis()
@@ -379,6 +485,7 @@ def scores_figure(scores: pd.DataFrame, worst: int = 10, by: str = "roc_auc", ti
 
 # ------------------------------------------------------------------ soundscape timeline
 
+
 def split_row_ids(ids) -> pd.DataFrame:
     """Row ids `<soundscape>_<end second>` as columns `soundscape` and `end` (float); DataError
     naming the first id that is not of that form."""
@@ -386,12 +493,15 @@ def split_row_ids(ids) -> pd.DataFrame:
     ends = pd.to_numeric(parts.str[1], errors="coerce")
     bad = parts.map(len).ne(2) | ends.isna()
     if bad.any():
-        raise DataError(f"row_id {ids[int(np.argmax(bad.to_numpy()))]!r} is not <soundscape>_<end second>")
+        raise DataError(
+            f"row_id {ids[int(np.argmax(bad.to_numpy()))]!r} is not <soundscape>_<end second>"
+        )
     return pd.DataFrame({"soundscape": parts.str[0], "end": ends.astype(float)})
 
 
-def soundscape_windows(submission: pd.DataFrame, soundscape: str | None = None
-                       ) -> tuple[str, np.ndarray, list[str], np.ndarray]:
+def soundscape_windows(
+    submission: pd.DataFrame, soundscape: str | None = None
+) -> tuple[str, np.ndarray, list[str], np.ndarray]:
     """(soundscape, end seconds, classes, values windows x classes) of one soundscape of a
     submission (the first one when None), its windows in time order."""
     if submission.shape[1] < 2:
@@ -401,15 +511,24 @@ def soundscape_windows(submission: pd.DataFrame, soundscape: str | None = None
     names = list(dict.fromkeys(parts["soundscape"]))
     name = names[0] if soundscape is None else soundscape
     if name not in names:
-        raise DataError(f"soundscape {name!r} is not in the submission ({len(names)} soundscapes, e.g. "
-                        f"{', '.join(names[:3])})")
+        raise DataError(
+            f"soundscape {name!r} is not in the submission ({len(names)} soundscapes, e.g. "
+            f"{', '.join(names[:3])})"
+        )
     mine = np.flatnonzero(parts["soundscape"].to_numpy() == name)
     order = mine[np.argsort(parts["end"].to_numpy()[mine], kind="stable")]
     classes = [str(c) for c in submission.columns[1:]]
-    return name, parts["end"].to_numpy()[order], classes, submission.iloc[order][classes].to_numpy(np.float64)
+    return (
+        name,
+        parts["end"].to_numpy()[order],
+        classes,
+        submission.iloc[order][classes].to_numpy(np.float64),
+    )
 
 
-def timeline_figure(name: str, ends: np.ndarray, classes: list[str], values: np.ndarray, top: int = 0) -> Figure:
+def timeline_figure(
+    name: str, ends: np.ndarray, classes: list[str], values: np.ndarray, top: int = 0
+) -> Figure:
     """Heat map (panel `timeline`) of a soundscape's predictions: one row per class (submission
     order; with `top`, only the `top` classes with the highest peak), one column per window; its
     image array is `values.T`. Window i spans (end_i - window, end_i] seconds."""
@@ -419,8 +538,16 @@ def timeline_figure(name: str, ends: np.ndarray, classes: list[str], values: np.
     window = float(np.median(np.diff(ends))) if len(ends) > 1 else float(ends[0])
     fig = new_figure(max(8.0, 0.12 * len(ends) + 3.0), 0.16 * len(classes) + 1.8)
     ax = fig.add_subplot(gid="timeline")
-    image = ax.imshow(values.T, aspect="auto", origin="upper", cmap="viridis", vmin=0.0, vmax=1.0,
-                      interpolation="nearest", extent=(ends[0] - window, ends[-1], len(classes) - 0.5, -0.5))
+    image = ax.imshow(
+        values.T,
+        aspect="auto",
+        origin="upper",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=1.0,
+        interpolation="nearest",
+        extent=(ends[0] - window, ends[-1], len(classes) - 0.5, -0.5),
+    )
     _class_ticks(ax, classes, axis="y")
     ax.set_xlabel("seconds")
     ax.set_title(f"{name}: {len(ends)} windows x {len(classes)} classes")

@@ -21,8 +21,16 @@ class Progress:
     as a context manager, or call `close`.
     """
 
-    def __init__(self, total: int, log, every: float = 30.0, tty: bool | None = None, *,
-                 name: str = "shard", unit: str = "recordings"):
+    def __init__(
+        self,
+        total: int,
+        log,
+        every: float = 30.0,
+        tty: bool | None = None,
+        *,
+        name: str = "shard",
+        unit: str = "recordings",
+    ):
         self.total, self.log, self.every, self.name, self.unit = total, log, every, name, unit
         self.done, self.seconds, self.timed = 0, 0.0, False
         self.started = self.last = time.monotonic()
@@ -30,7 +38,9 @@ class Progress:
         if total and (sys.stderr.isatty() if tty is None else tty):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit=unit[:3], desc=name, file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total, unit=unit[:3], desc=name, file=sys.stderr, dynamic_ncols=True
+            )
 
     def __enter__(self) -> Progress:
         return self
@@ -56,10 +66,15 @@ class Progress:
         """One plain progress line."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
         left = elapsed * (self.total - self.done) / self.done if self.done else float("nan")
-        audio = (f", {self.seconds / 3600:.2f} h of audio, {self.seconds / 60 / elapsed:.2f} audio-h/min"
-                 if self.timed else "")
-        return (f"{self.name}: {self.done}/{self.total} {self.unit} ({100 * self.done / max(self.total, 1):.0f}%)"
-                f"{audio}, {elapsed:.0f} s elapsed, ~{left:.0f} s left")
+        audio = (
+            f", {self.seconds / 3600:.2f} h of audio, {self.seconds / 60 / elapsed:.2f} audio-h/min"
+            if self.timed
+            else ""
+        )
+        return (
+            f"{self.name}: {self.done}/{self.total} {self.unit} ({100 * self.done / max(self.total, 1):.0f}%)"
+            f"{audio}, {elapsed:.0f} s elapsed, ~{left:.0f} s left"
+        )
 
     def message(self, text: str) -> None:
         """Log `text` (above the bar, where there is one)."""

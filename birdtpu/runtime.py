@@ -51,8 +51,10 @@ def cluster() -> tuple[int, bool]:
         workers = len(jobs.get("chief", [])) + len(jobs.get("worker", []))
         kind, index = task["type"], int(task["index"])
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ConfigError("TF_CONFIG: expected JSON {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
-                          "\"task\": {\"type\": \"worker\", \"index\": i}}") from None
+        raise ConfigError(
+            'TF_CONFIG: expected JSON {"cluster": {"worker": ["host:port", ...]}, '
+            '"task": {"type": "worker", "index": i}}'
+        ) from None
     chief = kind == "chief" or (kind == "worker" and index == 0 and not jobs.get("chief"))
     return workers, chief
 
@@ -65,10 +67,14 @@ def split_cpu(replicas: int) -> list[str]:
     current = tf.config.get_logical_device_configuration(cpu)
     if not current or len(current) != replicas:
         try:
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * replicas
+            )
         except RuntimeError:
-            raise ConfigError(f"runtime.cpu_replicas: cannot split the CPU into {replicas} devices after "
-                              "TensorFlow has initialised; set it before anything else runs") from None
+            raise ConfigError(
+                f"runtime.cpu_replicas: cannot split the CPU into {replicas} devices after "
+                "TensorFlow has initialised; set it before anything else runs"
+            ) from None
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
@@ -76,8 +82,12 @@ def choose_device(wanted: str) -> str:
     """The device kind for `wanted` (auto: TPU, else GPU, else CPU)."""
     import tensorflow as tf
 
-    if wanted in ("auto", "tpu") and (os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")
-                                      or os.path.exists("/dev/accel0") or wanted == "tpu"):
+    if wanted in ("auto", "tpu") and (
+        os.environ.get("TPU_NAME")
+        or os.environ.get("COLAB_TPU_ADDR")
+        or os.path.exists("/dev/accel0")
+        or wanted == "tpu"
+    ):
         return "tpu"
     if wanted in ("auto", "gpu") and tf.config.list_physical_devices("GPU"):
         return "gpu"
@@ -117,7 +127,9 @@ def setup(cfg) -> Runtime:
     strategy = _tpu_strategy() if device == "tpu" else None
     if device == "tpu" and strategy is None:
         if cfg.device == "tpu":
-            raise ConfigError("runtime.device: tpu asked for, but no TPU answered TPUClusterResolver")
+            raise ConfigError(
+                "runtime.device: tpu asked for, but no TPU answered TPUClusterResolver"
+            )
         device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
     if strategy is None:
         if device == "gpu":
@@ -144,7 +156,10 @@ def _multi_worker_strategy():
             parent = super().reduce
 
             def one(v):
-                scalar = axis == 0 and getattr(self.experimental_local_results(v)[0], "shape", None) == ()
+                scalar = (
+                    axis == 0
+                    and getattr(self.experimental_local_results(v)[0], "shape", None) == ()
+                )
                 return parent(reduce_op, v, None if scalar else axis)
 
             return tf.nest.map_structure(one, value)
@@ -158,11 +173,15 @@ def _multi_worker(cfg, workers: int, chief: bool) -> Runtime:
     import tensorflow as tf
 
     if cfg.device == "tpu":
-        raise ConfigError("runtime.device: tpu runs on a TPU pod through TPUClusterResolver, not TF_CONFIG; "
-                          "unset TF_CONFIG or choose gpu/cpu/auto")
+        raise ConfigError(
+            "runtime.device: tpu runs on a TPU pod through TPUClusterResolver, not TF_CONFIG; "
+            "unset TF_CONFIG or choose gpu/cpu/auto"
+        )
     if cfg.cpu_replicas > 1:
-        raise ConfigError(f"runtime.cpu_replicas: {cfg.cpu_replicas} with a {workers}-worker TF_CONFIG: "
-                          "a multi-worker run uses one CPU device per worker; set it to 1")
+        raise ConfigError(
+            f"runtime.cpu_replicas: {cfg.cpu_replicas} with a {workers}-worker TF_CONFIG: "
+            "a multi-worker run uses one CPU device per worker; set it to 1"
+        )
     strategy = _multi_worker_strategy()
     device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
     if cfg.device == "gpu" and device != "gpu":

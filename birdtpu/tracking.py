@@ -21,10 +21,11 @@ logged config).
 
 from __future__ import annotations
 
-import io as _bytes_io
+import io
 import netrc
 import os
 import platform
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,9 +33,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from birdtpu import __version__, io, package_version
-from birdtpu.config import join, to_dict
+from birdtpu import __version__, fs, package_version
+from birdtpu.config import to_dict
 from birdtpu.errors import BirdtpuError
+from birdtpu.fs import join
 
 KEY_NAME = "WANDB_API_KEY"
 
@@ -57,6 +59,7 @@ class Picture:
 
 
 # ------------------------------------------------------------------ the key
+
 
 def wandb_key() -> str | None:
     """The W&B API key from the environment, else from Kaggle secrets (only where
@@ -88,6 +91,7 @@ def _netrc_has_key() -> bool:
 
 # ------------------------------------------------------------------ the tracker
 
+
 class Tracker:
     """Metrics, plots and tables of one run, to the local run folder and (unless disabled) W&B.
 
@@ -106,24 +110,39 @@ class Tracker:
 
         key = wandb_key()
         if self.mode == "online" and not key and not _netrc_has_key():
-            raise BirdtpuError(f"tracking.wandb online: no W&B API key; set {KEY_NAME} (or a Kaggle secret of "
-                               "that name), run `wandb login`, or use tracking.wandb: offline")
-        io.makedirs(self.run_dir)
+            raise BirdtpuError(
+                f"tracking.wandb online: no W&B API key; set {KEY_NAME} (or a Kaggle secret of "
+                "that name), run `wandb login`, or use tracking.wandb: offline"
+            )
+        fs.makedirs(self.run_dir)
         id_path = join(self.run_dir, "wandb_id.txt")
-        run_id = io.read_text(id_path).strip() if io.exists(id_path) else wandb.util.generate_id()
-        io.atomic_write_text(id_path, run_id + "\n")
+        run_id = fs.read_text(id_path).strip() if fs.exists(id_path) else uuid.uuid4().hex[:8]
+        fs.atomic_write_text(id_path, run_id + "\n")
         tracking = self.cfg.tracking
         settings = wandb.Settings(silent=True, **({"api_key": key} if key else {}))
         try:
-            run = wandb.init(project=tracking.project, entity=tracking.entity or None, name=self.cfg.name, id=run_id,
-                             resume="allow" if self.mode == "online" else None, dir=self.run_dir, mode=self.mode,
-                             config=to_dict(self.cfg), settings=settings)
+            run = wandb.init(
+                project=tracking.project,
+                entity=tracking.entity or None,
+                name=self.cfg.name,
+                id=run_id,
+                resume="allow" if self.mode == "online" else None,
+                dir=self.run_dir,
+                mode=self.mode,
+                config=to_dict(self.cfg),
+                settings=settings,
+            )
         except Exception as err:  # no network, a bad key: one line, never the key
             text = str(err).splitlines()[0][:160] if str(err) else ""
             text = text.replace(key, "<redacted>") if key else text
-            raise BirdtpuError(f"tracking.wandb: could not start a W&B {self.mode} run ({type(err).__name__}: "
-                               f"{text}); check {KEY_NAME} or use tracking.wandb: offline") from None
-        self.log(f"tracking: W&B {self.mode} run {run_id}" + (f" in {run.dir}" if self.mode == "offline" else ""))
+            raise BirdtpuError(
+                f"tracking.wandb: could not start a W&B {self.mode} run ({type(err).__name__}: "
+                f"{text}); check {KEY_NAME} or use tracking.wandb: offline"
+            ) from None
+        self.log(
+            f"tracking: W&B {self.mode} run {run_id}"
+            + (f" in {run.dir}" if self.mode == "offline" else "")
+        )
         return run
 
     # -------------------------------------------------------------- logging
@@ -134,12 +153,16 @@ class Tracker:
 
         row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in metrics.items()}
         if self.rows is None:
-            self.rows = _read_csv(self.history_path).to_dict("records") if io.exists(self.history_path) else []
+            self.rows = (
+                _read_csv(self.history_path).to_dict("records")
+                if fs.exists(self.history_path)
+                else []
+            )
         key = next((k for k in ("epoch", "step") if k in row), None)
         if key is not None:
             self.rows = [r for r in self.rows if not r.get(key, float("-inf")) >= row[key]]
         self.rows.append(row)
-        io.atomic_write_text(self.history_path, pd.DataFrame(self.rows).to_csv(index=False))
+        fs.atomic_write_text(self.history_path, pd.DataFrame(self.rows).to_csv(index=False))
         if self.run is not None:
             self.run.log(row)
 
@@ -151,14 +174,14 @@ class Tracker:
     def log_image(self, name: str, png_path: str) -> str:
         """A PNG as `plots/<name>.png` in the run folder (copied unless it is that file) and to W&B."""
         local = join(self.run_dir, "plots", f"{name}.png")
-        data = io.read_bytes(png_path)
+        data = fs.read_bytes(png_path)
         if png_path != local:
-            io.atomic_write_bytes(local, data)
+            fs.atomic_write_bytes(local, data)
         if self.run is not None:
             import wandb
             from PIL import Image
 
-            self.run.log({name: wandb.Image(Image.open(_bytes_io.BytesIO(data)), caption=name)})
+            self.run.log({name: wandb.Image(Image.open(io.BytesIO(data)), caption=name)})
         return local
 
     def log_table(self, name: str, df) -> str:
@@ -167,9 +190,11 @@ class Tracker:
         folder = join(self.run_dir, "tables", name)
         out = df.copy()
         for column in df.columns:
-            out[column] = [_save_cell(v, folder, f"{i:04d}-{column}") for i, v in enumerate(df[column])]
+            out[column] = [
+                _save_cell(v, folder, f"{i:04d}-{column}") for i, v in enumerate(df[column])
+            ]
         path = join(self.run_dir, "tables", f"{name}.csv")
-        io.atomic_write_text(path, out.to_csv(index=False))
+        fs.atomic_write_text(path, out.to_csv(index=False))
         if self.run is not None:
             import wandb
 
@@ -191,7 +216,9 @@ class Tracker:
             if scores:
                 self.run.summary.update(scores)
             if model_path and self.cfg.tracking.log_model:
-                artifact = wandb.Artifact(f"{self.run.id}-model", type="model", metadata=scores or {})
+                artifact = wandb.Artifact(
+                    f"{self.run.id}-model", type="model", metadata=scores or {}
+                )
                 artifact.add_file(model_path)
                 artifact.add_file(card)
                 self.run.log_artifact(artifact)
@@ -200,11 +227,10 @@ class Tracker:
         return card
 
 
-
 def _read_csv(path: str):
     import pandas as pd
 
-    return pd.read_csv(_bytes_io.StringIO(io.read_text(path)))
+    return pd.read_csv(io.StringIO(fs.read_text(path)))
 
 
 def _save_cell(value, folder: str, stem: str):
@@ -212,27 +238,35 @@ def _save_cell(value, folder: str, stem: str):
     if isinstance(value, AudioClip):
         import soundfile as sf
 
-        buf = _bytes_io.BytesIO()
-        sf.write(buf, np.clip(np.asarray(value.data, np.float32), -1, 1), value.sample_rate, format="WAV",
-                 subtype="PCM_16")
+        buf = io.BytesIO()
+        sf.write(
+            buf,
+            np.clip(np.asarray(value.data, np.float32), -1, 1),
+            value.sample_rate,
+            format="WAV",
+            subtype="PCM_16",
+        )
         path = join(folder, f"{stem}.wav")
-        io.atomic_write_bytes(path, buf.getvalue())
-        return os.path.relpath(path, os.path.dirname(folder)) if "://" not in path else path
+        fs.atomic_write_bytes(path, buf.getvalue())
+        return path if fs.is_remote(path) else os.path.relpath(path, os.path.dirname(folder))
     if isinstance(value, Picture):
         from matplotlib.image import imsave
 
-        buf = _bytes_io.BytesIO()
+        buf = io.BytesIO()
         imsave(buf, np.asarray(value.data), format="png", cmap="magma", origin="upper")
         path = join(folder, f"{stem}.png")
-        io.atomic_write_bytes(path, buf.getvalue())
-        return os.path.relpath(path, os.path.dirname(folder)) if "://" not in path else path
+        fs.atomic_write_bytes(path, buf.getvalue())
+        return path if fs.is_remote(path) else os.path.relpath(path, os.path.dirname(folder))
     return value
 
 
 def _wandb_cell(value, wandb):
     if isinstance(value, AudioClip):
-        return wandb.Audio(np.asarray(value.data, np.float32), sample_rate=value.sample_rate,
-                           caption=value.caption or None)
+        return wandb.Audio(
+            np.asarray(value.data, np.float32),
+            sample_rate=value.sample_rate,
+            caption=value.caption or None,
+        )
     if isinstance(value, Picture):
         return wandb.Image(np.asarray(value.data), caption=value.caption or None)
     return value
@@ -240,8 +274,15 @@ def _wandb_cell(value, wandb):
 
 # ------------------------------------------------------------------ worst clips
 
-def worst_clips_table(oof, truth, audio: Mapping | Callable | None, k: int = 16, top: int = 3,
-                      spectrogram: Callable | None = None):
+
+def worst_clips_table(
+    oof,
+    truth,
+    audio: Mapping | Callable | None,
+    k: int = 16,
+    top: int = 3,
+    spectrogram: Callable | None = None,
+):
     """The `k` validation clips with the highest binary cross-entropy (mean over classes), worst first.
 
     `oof` and `truth` are tables of `row_id` + one column per class (fit's oof_fold<k>.csv and
@@ -263,7 +304,9 @@ def worst_clips_table(oof, truth, audio: Mapping | Callable | None, k: int = 16,
     true_score = np.where(y.sum(1) > 0, (p * y).sum(1) / np.maximum(y.sum(1), 1), np.nan)
     rows = []
     for i in np.argsort(-bce, kind="stable")[:k]:
-        found = audio.get(ids[i]) if isinstance(audio, Mapping) else audio(ids[i]) if audio else None
+        found = (
+            audio.get(ids[i]) if isinstance(audio, Mapping) else audio(ids[i]) if audio else None
+        )
         best = np.argsort(-p[i], kind="stable")[:top]
         truth_names = [classes[j] for j in np.flatnonzero(y[i])]
         clip = image = None
@@ -271,11 +314,21 @@ def worst_clips_table(oof, truth, audio: Mapping | Callable | None, k: int = 16,
             wave, rate = found
             clip = AudioClip(np.asarray(wave, np.float32), int(rate), ids[i])
             image = Picture((spectrogram or spectrogram_rgb)(wave, rate), ids[i])
-        rows.append({"row_id": ids[i], "bce": float(bce[i]), "truth": " ".join(truth_names),
-                     "top_predictions": ", ".join(f"{classes[j]} {p[i, j]:.3f}" for j in best),
-                     "true_score": float(true_score[i]), "audio": clip, "spectrogram": image})
-    return pd.DataFrame(rows, columns=["row_id", "bce", "truth", "top_predictions", "true_score", "audio",
-                                       "spectrogram"])
+        rows.append(
+            {
+                "row_id": ids[i],
+                "bce": float(bce[i]),
+                "truth": " ".join(truth_names),
+                "top_predictions": ", ".join(f"{classes[j]} {p[i, j]:.3f}" for j in best),
+                "true_score": float(true_score[i]),
+                "audio": clip,
+                "spectrogram": image,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["row_id", "bce", "truth", "top_predictions", "true_score", "audio", "spectrogram"],
+    )
 
 
 def shard_audio(paths: list[str], ids, compression: str = "") -> dict[str, tuple[np.ndarray, int]]:
@@ -284,8 +337,11 @@ def shard_audio(paths: list[str], ids, compression: str = "") -> dict[str, tuple
     import tensorflow as tf
 
     wanted = set(map(str, ids))
-    spec = {"audio": tf.io.FixedLenFeature([], tf.string), "id": tf.io.FixedLenFeature([], tf.string),
-            "sample_rate": tf.io.FixedLenFeature([], tf.int64)}
+    spec = {
+        "audio": tf.io.FixedLenFeature([], tf.string),
+        "id": tf.io.FixedLenFeature([], tf.string),
+        "sample_rate": tf.io.FixedLenFeature([], tf.int64),
+    }
     found = {}
     for record in tf.data.TFRecordDataset(list(paths), compression or None):
         ex = tf.io.parse_single_example(record, spec)
@@ -300,6 +356,7 @@ def shard_audio(paths: list[str], ids, compression: str = "") -> dict[str, tuple
 
 # ------------------------------------------------------------------ model card
 
+
 def _table(rows) -> list[str]:
     return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
 
@@ -307,77 +364,126 @@ def _table(rows) -> list[str]:
 def _data_lines(cfg) -> list[str]:
     d = cfg.data
     own = f" (`{d.metadata}`)" if d.format == "birdclef" else ""
-    lines = [f"- source: table `{d.table}`" if d.table else f"- source: `{d.format}` metadata at `{d.root}`{own}"]
-    if d.table and io.exists(d.table):
+    lines = [
+        f"- source: table `{d.table}`"
+        if d.table
+        else f"- source: `{d.format}` metadata at `{d.root}`{own}"
+    ]
+    if d.table and fs.exists(d.table):
         from birdtpu.data.catalog import read_table
 
         per_source = read_table(d.table)["source"].value_counts()
         lines.append("- rows per source: " + ", ".join(f"{s} {n}" for s, n in per_source.items()))
     manifest_path = join(cfg.shard_dir, "manifest.json")
-    if not io.exists(manifest_path):
+    if not fs.exists(manifest_path):
         return lines + [f"- shards: `{cfg.shard_dir}` (no manifest)"]
-    m = io.read_json(manifest_path)
+    m = fs.read_json(manifest_path)
     classes = m["classes"]
-    lines += [f"- classes: {len(classes)} ({', '.join(classes[:12])}{', ...' if len(classes) > 12 else ''}; "
-              "all in model.json)",
-              f"- shards: `{cfg.shard_dir}`: {m['examples']} clips of {m['recordings']} recordings in "
-              f"{len(m['shards'])} shards, {m['total_seconds'] / 3600:.2f} h of audio at {m['sample_rate']} Hz, "
-              f"{len(m['skipped'])} recordings skipped",
-              "", "| fold | clips | |", "|---|---|---|"]
+    lines += [
+        f"- classes: {len(classes)} ({', '.join(classes[:12])}{', ...' if len(classes) > 12 else ''}; "
+        "all in model.json)",
+        f"- shards: `{cfg.shard_dir}`: {m['examples']} clips of {m['recordings']} recordings in "
+        f"{len(m['shards'])} shards, {m['total_seconds'] / 3600:.2f} h of audio at {m['sample_rate']} Hz, "
+        f"{len(m['skipped'])} recordings skipped",
+        "",
+        "| fold | clips | |",
+        "|---|---|---|",
+    ]
     for fold, n in sorted(m["per_fold"].items(), key=lambda kv: int(kv[0])):
-        role = "validation" if int(fold) == d.fold else "train-only" if int(fold) < 0 else "training"
+        role = (
+            "validation" if int(fold) == d.fold else "train-only" if int(fold) < 0 else "training"
+        )
         lines.append(f"| {fold} | {n} | {role} |")
     return lines
 
 
 def _recipe_rows(cfg) -> list[tuple[str, object]]:
     f, a, m, t = cfg.frontend, cfg.augment, cfg.model, cfg.train
-    return [("model", f"{m.name}, {m.head} head, {m.activation}, pretrained {m.pretrained}"),
-            ("audio", f"{cfg.data.sample_rate} Hz, {f.clip_seconds} s clips"),
-            ("frontend", f"{f.n_mels} mels x {f.frames} frames, n_fft {f.n_fft}, {f.fmin:g}-{f.fmax:g} Hz, "
-                         f"{f.normalize}"),
-            ("augment", f"mixup {a.mixup_prob}, cutmix {a.cutmix_prob}, noise {a.noise_prob}, "
-                        f"masks freq {a.freq_mask_prob} / time {a.time_mask_prob}"),
-            ("training", f"{t.epochs} epochs, batch {t.batch_size} per replica, lr {t.lr:g} {t.schedule} "
-                         f"({t.warmup_epochs} warm-up), {t.optimizer}, loss {t.loss}"),
-            ("validation fold", f"{cfg.data.fold} of {cfg.data.num_folds} ({cfg.data.fold_method})"),
-            ("runtime", f"{cfg.runtime.device}, precision {cfg.runtime.precision}, seed {cfg.runtime.seed}")]
+    return [
+        ("model", f"{m.name}, {m.head} head, {m.activation}, pretrained {m.pretrained}"),
+        ("audio", f"{cfg.data.sample_rate} Hz, {f.clip_seconds} s clips"),
+        (
+            "frontend",
+            f"{f.n_mels} mels x {f.frames} frames, n_fft {f.n_fft}, {f.fmin:g}-{f.fmax:g} Hz, "
+            f"{f.normalize}",
+        ),
+        (
+            "augment",
+            f"mixup {a.mixup_prob}, cutmix {a.cutmix_prob}, noise {a.noise_prob}, "
+            f"masks freq {a.freq_mask_prob} / time {a.time_mask_prob}",
+        ),
+        (
+            "training",
+            f"{t.epochs} epochs, batch {t.batch_size} per replica, lr {t.lr:g} {t.schedule} "
+            f"({t.warmup_epochs} warm-up), {t.optimizer}, loss {t.loss}",
+        ),
+        ("validation fold", f"{cfg.data.fold} of {cfg.data.num_folds} ({cfg.data.fold_method})"),
+        (
+            "runtime",
+            f"{cfg.runtime.device}, precision {cfg.runtime.precision}, seed {cfg.runtime.seed}",
+        ),
+    ]
 
 
 def model_card(cfg, run_dir: str, scores: dict | None = None) -> str:
     """The Markdown model card of a run: data, recipe, metrics, versions, how to load."""
     metrics_path = join(run_dir, "metrics.json")
-    metrics = scores or (io.read_json(metrics_path) if io.exists(metrics_path) else {})
+    metrics = scores or (fs.read_json(metrics_path) if fs.exists(metrics_path) else {})
     model = join(run_dir, "model.keras")
-    lines = [f"# {cfg.name}", "",
-             f"A bird-call classifier trained with birdtpu {__version__} "
-             f"({datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}). "
-             "The resolved recipe is `config.yaml` beside this card.", "",
-             "## Data", "", *_data_lines(cfg), "",
-             "## Recipe", "", *_table(_recipe_rows(cfg)), "",
-             "## Metrics", ""]
+    lines = [
+        f"# {cfg.name}",
+        "",
+        f"A bird-call classifier trained with birdtpu {__version__} "
+        f"({datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}). "
+        "The resolved recipe is `config.yaml` beside this card.",
+        "",
+        "## Data",
+        "",
+        *_data_lines(cfg),
+        "",
+        "## Recipe",
+        "",
+        *_table(_recipe_rows(cfg)),
+        "",
+        "## Metrics",
+        "",
+    ]
     if metrics:
         lines += _table((k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in metrics.items())
     else:
         lines.append("(no metrics.json yet)")
-    lines += ["", "## Versions", "",
-              *_table([("birdtpu", __version__), ("tensorflow", package_version("tensorflow")),
-                       ("keras", package_version("keras")), ("kapre", package_version("kapre")),
-                       ("python", platform.python_version())]), "",
-              "## How to load", "", "```python",
-              "from birdtpu.infer.runners import load_model",
-              "",
-              f"model, meta = load_model({model!r})  # meta: classes, sample_rate, clip_seconds",
-              "# waves: float32 (batch, clip_seconds * sample_rate) in [-1, 1] -> (batch, classes)",
-              "probabilities = model(waves, training=False)",
-              "```", "",
-              f"Or predict soundscapes: `birdtpu predict --cfg {join(run_dir, 'config.yaml')}`.", ""]
+    lines += [
+        "",
+        "## Versions",
+        "",
+        *_table(
+            [
+                ("birdtpu", __version__),
+                ("tensorflow", package_version("tensorflow")),
+                ("keras", package_version("keras")),
+                ("kapre", package_version("kapre")),
+                ("python", platform.python_version()),
+            ]
+        ),
+        "",
+        "## How to load",
+        "",
+        "```python",
+        "from birdtpu.infer.runners import load_model",
+        "",
+        f"model, meta = load_model({model!r})  # meta: classes, sample_rate, clip_seconds",
+        "# waves: float32 (batch, clip_seconds * sample_rate) in [-1, 1] -> (batch, classes)",
+        "probabilities = model(waves, training=False)",
+        "```",
+        "",
+        f"Or predict soundscapes: `birdtpu predict --cfg {join(run_dir, 'config.yaml')}`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def write_model_card(cfg, run_dir: str, scores: dict | None = None) -> str:
     """`model_card.md` in `run_dir` (atomically); returns its path."""
     path = join(run_dir, "model_card.md")
-    io.atomic_write_text(path, model_card(cfg, run_dir, scores))
+    fs.atomic_write_text(path, model_card(cfg, run_dir, scores))
     return path
-

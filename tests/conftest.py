@@ -14,14 +14,29 @@ DATA = os.path.join(os.path.dirname(__file__), "data")
 REAL_CLIPS = os.path.join(DATA, "real_clips")
 
 TINY = [
-    "data.sample_rate=16000", "data.num_folds=3", "data.synthesize=true",
-    "synth.num_species=3", "synth.clips_per_species=6", "synth.min_seconds=2", "synth.max_seconds=4",
-    "synth.num_soundscapes=2", "synth.soundscape_seconds=12",
-    "shards.target_mb=0.2", "shards.workers=1",
-    "frontend.clip_seconds=2", "frontend.n_fft=256", "frontend.frames=32", "frontend.n_mels=32",
+    "data.sample_rate=16000",
+    "data.num_folds=3",
+    "data.synthesize=true",
+    "synth.num_species=3",
+    "synth.clips_per_species=6",
+    "synth.min_seconds=2",
+    "synth.max_seconds=4",
+    "synth.num_soundscapes=2",
+    "synth.soundscape_seconds=12",
+    "shards.target_mb=0.2",
+    "shards.workers=1",
+    "frontend.clip_seconds=2",
+    "frontend.n_fft=256",
+    "frontend.frames=32",
+    "frontend.n_mels=32",
     "frontend.fmax=8000",
-    "model.pretrained=none", "model.name=efficientnet_b0", "model.bn_momentum=0.9",
-    "train.epochs=1", "train.batch_size=4", "train.steps_per_epoch=2", "train.warmup_epochs=0",
+    "model.pretrained=none",
+    "model.name=efficientnet_b0",
+    "model.bn_momentum=0.9",
+    "train.epochs=1",
+    "train.batch_size=4",
+    "train.steps_per_epoch=2",
+    "train.warmup_epochs=0",
     "infer.window_seconds=2",
 ]
 
@@ -29,8 +44,13 @@ TINY = [
 def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """`birdtpu ARGS` in a subprocess, output captured as text."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "birdtpu.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "birdtpu.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def tiny_overrides(tmp_path, *extra: str) -> list[str]:

@@ -5,11 +5,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
-from birdtpu.data.audio import (AUDIO_EXTENSIONS, AudioError, audio_info, check_audio, container_problem,
-                                load_audio, tfio_error, write_audio)
-from birdtpu.errors import DataError
 from conftest import REAL_CLIPS
+
+from birdtpu.data.audio import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    audio_info,
+    check_audio,
+    container_problem,
+    load_audio,
+    tfio_error,
+    write_audio,
+)
+from birdtpu.errors import DataError
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
@@ -28,7 +36,11 @@ def peak_hz(wave: np.ndarray, rate: int) -> float:
 def test_real_clips_decode_and_resample(path):
     rate, seconds = audio_info(path)
     native, sr = load_audio(path)
-    assert sr == rate in (22050, 32000) and native.dtype == np.float32 and 0 < np.abs(native).max() <= 1.0
+    assert (
+        sr == rate in (22050, 32000)
+        and native.dtype == np.float32
+        and 0 < np.abs(native).max() <= 1.0
+    )
     assert len(native) == round(seconds * rate)
     wave, sr = load_audio(path, 32000)
     assert sr == 32000 and abs(len(wave) - len(native) * 32000 / rate) <= 2
@@ -37,10 +49,14 @@ def test_real_clips_decode_and_resample(path):
 
 
 # every format at several rates, written from a real recording, decoded back at 32 kHz
-REAL_CASES = [("ogg", r) for r in (8000, 16000, 22050, 44100, 96000)] + \
-             [("mp3", r) for r in (8000, 22050, 32000, 44100, 48000)] + \
-             [("flac", r) for r in (8000, 44100, 96000)] + [("opus", r) for r in (16000, 48000)] + \
-             [("wav", r) for r in (22050, 48000)] + [("OGG", 32000), ("Mp3", 44100), ("FLAC", 22050), ("oga", 48000)]
+REAL_CASES = (
+    [("ogg", r) for r in (8000, 16000, 22050, 44100, 96000)]
+    + [("mp3", r) for r in (8000, 22050, 32000, 44100, 48000)]
+    + [("flac", r) for r in (8000, 44100, 96000)]
+    + [("opus", r) for r in (16000, 48000)]
+    + [("wav", r) for r in (22050, 48000)]
+    + [("OGG", 32000), ("Mp3", 44100), ("FLAC", 22050), ("oga", 48000)]
+)
 
 
 @pytest.mark.parametrize("ext, rate", REAL_CASES)
@@ -56,16 +72,29 @@ def test_real_recording_through_every_format_and_rate(tmp_path, ext, rate):
     assert np.corrcoef(ref[:n], wave[:n])[0, 1] > 0.98
 
 
-@pytest.mark.parametrize("ext, rate, subtype", [
-    ("wav", 8000, "PCM_U8"), ("wav", 96000, "PCM_24"), ("WAV", 44100, "PCM_32"), ("wav", 16000, "FLOAT"),
-    ("flac", 96000, "PCM_24"), ("flac", 8000, "PCM_S8"),
-])
+@pytest.mark.parametrize(
+    "ext, rate, subtype",
+    [
+        ("wav", 8000, "PCM_U8"),
+        ("wav", 96000, "PCM_24"),
+        ("WAV", 44100, "PCM_32"),
+        ("wav", 16000, "FLOAT"),
+        ("flac", 96000, "PCM_24"),
+        ("flac", 8000, "PCM_S8"),
+    ],
+)
 def test_pcm_widths_decode_to_the_written_values(tmp_path, ext, rate, subtype):
     wave = tone(1000, rate, 0.25)
     path = str(tmp_path / f"tone.{ext}")
     write_audio(path, wave, rate, subtype=subtype)
     decoded, sr = load_audio(path)
-    step = {"PCM_U8": 1 / 128, "PCM_S8": 1 / 128, "PCM_24": 2**-23, "PCM_32": 2**-31, "FLOAT": 1e-7}[subtype]
+    step = {
+        "PCM_U8": 1 / 128,
+        "PCM_S8": 1 / 128,
+        "PCM_24": 2**-23,
+        "PCM_32": 2**-31,
+        "FLOAT": 1e-7,
+    }[subtype]
     assert sr == rate and len(decoded) == len(wave)
     np.testing.assert_allclose(decoded, wave, atol=step)
     resampled, _ = load_audio(path, 32000)
@@ -93,7 +122,9 @@ def test_six_channels_mix_down_or_pick_one(tmp_path):
         wave, _ = load_audio(path, 32000, channel=k)
         assert abs(peak_hz(wave, 32000) - f) < 10
     mixed, _ = load_audio(path)
-    np.testing.assert_allclose(mixed, np.mean([tone(f, rate, amp=0.15) for f in freqs], 0), atol=1e-5)
+    np.testing.assert_allclose(
+        mixed, np.mean([tone(f, rate, amp=0.15) for f in freqs], 0), atol=1e-5
+    )
     with pytest.raises(AudioError, match="has 6 channel"):
         load_audio(path, channel=6)
 
@@ -131,7 +162,9 @@ def write_bad_files(folder) -> dict[str, str]:
     expected["no-samples.wav"] = "empty (no samples)"
     sf.write(os.path.join(folder, "all-zero.flac"), np.zeros(8000), 8000)
     expected["all-zero.flac"] = "all samples are zero"
-    sf.write(os.path.join(folder, "nan.wav"), np.array([0.1, np.nan, 0.2] * 100), 8000, subtype="FLOAT")
+    sf.write(
+        os.path.join(folder, "nan.wav"), np.array([0.1, np.nan, 0.2] * 100), 8000, subtype="FLOAT"
+    )
     expected["nan.wav"] = "contains NaN or infinite samples"
     open(os.path.join(folder, "random.mp3"), "wb").write(rng.bytes(6000))
     expected["random.mp3"] = "unreadable (not a recognised audio format)"
@@ -146,7 +179,10 @@ def test_bad_files_are_named_with_their_reason(tmp_path):
         path = str(tmp_path / name)
         with pytest.raises(AudioError) as err:
             load_audio(path, 32000)
-        assert str(err.value).startswith(path + ": ") and err.value.reason.startswith(reason), (name, err.value)
+        assert str(err.value).startswith(path + ": ") and err.value.reason.startswith(reason), (
+            name,
+            err.value,
+        )
         assert check_audio(path).startswith(reason)
     missing = str(tmp_path / "missing.ogg")
     assert check_audio(missing) == "unreadable (file not found)"
@@ -197,26 +233,48 @@ def test_remote_paths_go_through_gfile(tmp_path):
 
 
 @pytest.mark.skipif(tfio_error() is not None, reason="tensorflow-io does not load here")
-@pytest.mark.parametrize("name, subtype, tol", [
-    ("a.ogg", None, 1e-4), ("a.mp3", None, 0.05), ("a.flac", "PCM_24", 1e-6), ("a.wav", "PCM_16", 1e-6),
-    ("a.wav", "PCM_U8", 1e-6),
-])
+@pytest.mark.parametrize(
+    "name, subtype, tol",
+    [
+        ("a.ogg", None, 1e-4),
+        ("a.mp3", None, 0.05),
+        ("a.flac", "PCM_24", 1e-6),
+        ("a.wav", "PCM_16", 1e-6),
+        ("a.wav", "PCM_U8", 1e-6),
+    ],
+)
 def test_tfio_decoder_agrees_with_soundfile(tmp_path, name, subtype, tol):
     path = str(tmp_path / name)
-    write_audio(path, np.stack([tone(700, 22050, 1.0), tone(1400, 22050, 1.0, 0.2)], 1), 22050, subtype=subtype)
+    write_audio(
+        path,
+        np.stack([tone(700, 22050, 1.0), tone(1400, 22050, 1.0, 0.2)], 1),
+        22050,
+        subtype=subtype,
+    )
     ref, _ = load_audio(path, 32000, decoder="soundfile")
     got, sr = load_audio(path, 32000, decoder="tfio")
     assert sr == 32000 and len(got) == len(ref)
     np.testing.assert_allclose(got, ref, atol=tol)
     assert audio_info(path, "tfio") == audio_info(path, "soundfile")
-    assert load_audio(path, channel=1, max_seconds=0.25, decoder="tfio")[0].shape == (round(0.25 * 22050),)
+    assert load_audio(path, channel=1, max_seconds=0.25, decoder="tfio")[0].shape == (
+        round(0.25 * 22050),
+    )
 
 
 @pytest.mark.skipif(tfio_error() is not None, reason="tensorflow-io does not load here")
 def test_tfio_decoder_refuses_bad_files(tmp_path):
     expected = write_bad_files(tmp_path)
-    for name in ("truncated.ogg", "truncated.wav", "zero-length.ogg", "all-zero.flac", "nan.wav", "random.mp3"):
-        assert check_audio(str(tmp_path / name), decoder="tfio").startswith(expected[name].split(" (")[0]), name
+    for name in (
+        "truncated.ogg",
+        "truncated.wav",
+        "zero-length.ogg",
+        "all-zero.flac",
+        "nan.wav",
+        "random.mp3",
+    ):
+        assert check_audio(str(tmp_path / name), decoder="tfio").startswith(
+            expected[name].split(" (")[0]
+        ), name
 
 
 def test_bad_arguments(tmp_path):

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from scipy import stats
+from test_frontend import check_layer
 
 from birdtpu.config import AugmentConfig
 from birdtpu.layers import augment as A
-from test_frontend import check_layer
 
 RATE = 16000
 SEED = tf.constant([3, 4])
@@ -49,8 +49,11 @@ def test_mixup_draws_one_lambda_per_example():
     partner = np.argmax(mx - np.diag(lam), axis=1)
     assert (lam >= 0.5 - 1e-6).all() and len(np.unique(np.round(lam, 4))) > 30
     np.testing.assert_allclose(mx[np.arange(64), partner], 1 - lam, atol=1e-6)
-    np.testing.assert_allclose(mixed_y.numpy(), lam[:, None] * y.numpy() + (1 - lam[:, None]) * y.numpy()[partner],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        mixed_y.numpy(),
+        lam[:, None] * y.numpy() + (1 - lam[:, None]) * y.numpy()[partner],
+        atol=1e-6,
+    )
     same_x, same_y = A.mixup(x, y, SEED, prob=0.0, alpha=0.5)
     np.testing.assert_array_equal(same_x.numpy(), x.numpy())
     np.testing.assert_array_equal(same_y.numpy(), y.numpy())
@@ -64,14 +67,18 @@ def test_mixup_labels_by_max_keep_both_labels_whole():
     mixed = ~np.isclose(np.diag(mx), 1.0)
     assert 5 < mixed.sum() < 27
     partner = np.argmax(mx - np.diag(np.diag(mx)), axis=1)
-    np.testing.assert_array_equal(my[mixed], np.maximum(y.numpy()[mixed], y.numpy()[partner[mixed]]))
+    np.testing.assert_array_equal(
+        my[mixed], np.maximum(y.numpy()[mixed], y.numpy()[partner[mixed]])
+    )
     np.testing.assert_array_equal(my[~mixed], y.numpy()[~mixed])
 
 
 @pytest.mark.parametrize("shape", [(32, 400), (32, 6, 50, 1)])
 def test_cutmix_pastes_one_time_segment_per_example(shape):
     idx = np.arange(32, dtype=np.float32)
-    x = np.broadcast_to(idx.reshape((32,) + (1,) * (len(shape) - 1)), shape).copy()  # example i is all i
+    x = np.broadcast_to(
+        idx.reshape((32,) + (1,) * (len(shape) - 1)), shape
+    ).copy()  # example i is all i
     y = np.eye(32, dtype=np.float32)
     mixed_x, mixed_y = A.cutmix(tf.constant(x), tf.constant(y), SEED, prob=1.0, alpha=2.5)
     mx, my = mixed_x.numpy(), mixed_y.numpy()
@@ -83,7 +90,9 @@ def test_cutmix_pastes_one_time_segment_per_example(shape):
     for i in range(32):
         pasted = np.flatnonzero(time[i] != i)
         if pasted.size:
-            assert (np.diff(pasted) == 1).all() and len(np.unique(time[i, pasted])) == 1  # one segment, one partner
+            assert (np.diff(pasted) == 1).all() and len(
+                np.unique(time[i, pasted])
+            ) == 1  # one segment, one partner
             np.testing.assert_allclose(my[i, i], 1 - pasted.size / time.shape[1], atol=1e-6)
             np.testing.assert_allclose(my[i].sum(), 1.0, atol=1e-6)
         widths.append(pasted.size)
@@ -105,17 +114,17 @@ def test_noise_levels():
     assert ((fixed.std(1) > 0.0095) & (fixed.std(1) < 0.0205)).all()
     for fn in (A.gaussian_noise_snr, A.pink_noise_snr):
         out = fn(tf.constant(wave), SEED, 1.0, (10.0, 20.0)).numpy()
-        snr = 10 * np.log10((wave ** 2).mean(1) / ((out - wave) ** 2).mean(1))
+        snr = 10 * np.log10((wave**2).mean(1) / ((out - wave) ** 2).mean(1))
         assert (snr > 10 - 1e-3).all() and (snr < 20 + 1e-3).all() and snr.std() > 1
 
 
 @pytest.mark.parametrize("color, slope", [("white", 0.0), ("pink", -1.0)])
 def test_noise_has_its_colour_and_differs_per_example(color, slope):
-    noise = A.noise(SEED, 8, 2 ** 15, color).numpy()
+    noise = A.noise(SEED, 8, 2**15, color).numpy()
     power = (np.abs(np.fft.rfft(noise, axis=1)) ** 2).mean(0)
     k = np.arange(16, len(power) - 1)
     assert abs(np.polyfit(np.log10(k), np.log10(power[k]), 1)[0] - slope) < 0.15
-    np.testing.assert_allclose(np.sqrt((noise ** 2).mean(1)), 1.0, rtol=1e-3)
+    np.testing.assert_allclose(np.sqrt((noise**2).mean(1)), 1.0, rtol=1e-3)
     corr = np.corrcoef(noise)[np.triu_indices(8, 1)]
     assert np.abs(corr).max() < 0.2  # no two examples share their noise
 
@@ -124,7 +133,7 @@ def shifted(wave, k, mode):
     out = np.roll(wave, k)
     if mode == "pad":
         out[:k] = 0 if k > 0 else out[:k]
-        out[len(out) + k:] = 0 if k < 0 else out[len(out) + k:]
+        out[len(out) + k :] = 0 if k < 0 else out[len(out) + k :]
     return out
 
 
@@ -132,17 +141,21 @@ def shifted(wave, k, mode):
 def test_time_shift(mode):
     wave = np.tile(np.arange(1, 101, dtype=np.float32), (16, 1))
     out = A.time_shift(tf.constant(wave), SEED, 1.0, 0.3, mode).numpy()
-    shifts = [[k for k in range(-30, 31) if np.array_equal(row, shifted(wave[0], k, mode))] for row in out]
+    shifts = [
+        [k for k in range(-30, 31) if np.array_equal(row, shifted(wave[0], k, mode))] for row in out
+    ]
     assert all(len(k) == 1 for k in shifts) and len({k[0] for k in shifts}) > 8
 
 
 def test_background_mixes_at_the_snr():
     wave = np.tile(tone(amp=0.3), (16, 1))
     background = np.random.default_rng(0).standard_normal(wave.shape).astype(np.float32)
-    out = A.mix_background(tf.constant(wave), tf.constant(background), SEED, 1.0, (5.0, 15.0)).numpy()
+    out = A.mix_background(
+        tf.constant(wave), tf.constant(background), SEED, 1.0, (5.0, 15.0)
+    ).numpy()
     added = out - wave
     corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(added, background)]
-    snr = 10 * np.log10((wave ** 2).mean(1) / (added ** 2).mean(1))
+    snr = 10 * np.log10((wave**2).mean(1) / (added**2).mean(1))
     assert np.min(corr) > 0.999 and (snr > 5 - 1e-3).all() and (snr < 15 + 1e-3).all()
 
 
@@ -167,12 +180,18 @@ def test_pitch_shift_scales_frequency_and_keeps_timing(steps):
     assert abs(begin - 0.25) < 0.03 and abs(end - 0.75) < 0.03
 
 
-@pytest.mark.parametrize("settings", [
-    dict(gain_prob=1.0, shift_prob=1.0, gauss_prob=1.0, noise_prob=1.0, pink_prob=1.0),
-    dict(stretch_prob=1.0, pitch_prob=1.0),
-], ids=["noise-gain-shift", "stretch-pitch"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(gain_prob=1.0, shift_prob=1.0, gauss_prob=1.0, noise_prob=1.0, pink_prob=1.0),
+        dict(stretch_prob=1.0, pitch_prob=1.0),
+    ],
+    ids=["noise-gain-shift", "stretch-pitch"],
+)
 def test_wave_augment_layer_round_trips_compiles_and_draws_per_example(settings, tmp_path):
-    layer = A.WaveAugment.from_augment_config(AugmentConfig(**{"noise_prob": 0.0, **settings}), seed=11)
+    layer = A.WaveAugment.from_augment_config(
+        AugmentConfig(**{"noise_prob": 0.0, **settings}), seed=11
+    )
     wave = np.tile(tone(amp=0.3, seconds=0.5), (4, 1))
     out = np.asarray(check_layer(layer, wave, tmp_path))
     assert out.shape == wave.shape and np.isfinite(out).all()
@@ -180,8 +199,11 @@ def test_wave_augment_layer_round_trips_compiles_and_draws_per_example(settings,
     assert not A.WaveAugment.from_augment_config(AugmentConfig(noise_prob=0.0)).active
 
 
-@pytest.mark.parametrize("make", [lambda: A.MixUp(1.0, 0.5, "max", seed=1), lambda: A.CutMix(1.0, 2.5, seed=2)],
-                         ids=["mixup", "cutmix"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: A.MixUp(1.0, 0.5, "max", seed=1), lambda: A.CutMix(1.0, 2.5, seed=2)],
+    ids=["mixup", "cutmix"],
+)
 @pytest.mark.parametrize("shape", [(6, 800), (6, 8, 20, 1)], ids=["waves", "spectrograms"])
 def test_mix_layers_round_trip_and_compile(make, shape, tmp_path):
     x = np.random.default_rng(0).random(shape).astype(np.float32)
@@ -194,7 +216,9 @@ def test_mix_layers_round_trip_and_compile(make, shape, tmp_path):
 def test_background_layer_round_trips_and_compiles(tmp_path):
     rng = np.random.default_rng(1)
     wave, background = rng.random((6, 800), np.float32), rng.random((6, 800), np.float32)
-    mixed = np.asarray(check_layer(A.BackgroundMix(1.0, (0.0, 10.0), seed=4), (wave, background), tmp_path))
+    mixed = np.asarray(
+        check_layer(A.BackgroundMix(1.0, (0.0, 10.0), seed=4), (wave, background), tmp_path)
+    )
     assert mixed.shape == wave.shape and not np.allclose(mixed, wave)
 
 

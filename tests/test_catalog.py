@@ -36,14 +36,26 @@ BIRDCLEF_HEADER = ["primary_label", "secondary_labels", "author", "rating", "url
 
 # ----------------------------------------------------------------------------- formats
 
+
 def test_birdclef2021_audio_is_under_the_label_folder():
     df = read("birdclef2021", "birdclef2021")
     assert list(df.columns) == catalog.CANONICAL
     root = os.path.join(DATA, "birdclef2021", "train_short_audio")
-    assert df["filepath"].tolist() == [os.path.join(root, f) for f in
-                                       ["acafly/XC109605.ogg", "acafly/XC11209.ogg", "amegfi/XC134874.ogg",
-                                        "norcar/XC200001.ogg"]]
-    assert df["labels"].tolist() == [["acafly", "amegfi"], ["acafly"], ["amegfi", "acafly", "norcar"], ["norcar"]]
+    assert df["filepath"].tolist() == [
+        os.path.join(root, f)
+        for f in [
+            "acafly/XC109605.ogg",
+            "acafly/XC11209.ogg",
+            "amegfi/XC134874.ogg",
+            "norcar/XC200001.ogg",
+        ]
+    ]
+    assert df["labels"].tolist() == [
+        ["acafly", "amegfi"],
+        ["acafly"],
+        ["amegfi", "acafly", "norcar"],
+        ["norcar"],
+    ]
     assert df["xc_id"].tolist() == ["XC109605", "XC11209", "XC134874", "XC200001"]
     assert df["author"].iloc[1] == "Allen T. Chartier"
     assert df["rating"].tolist() == [2.5, 3.0, 4.0, 5.0]
@@ -51,8 +63,14 @@ def test_birdclef2021_audio_is_under_the_label_folder():
     assert (df["source"] == "birdclef2021").all() and df["positive"].all()
 
 
-@pytest.mark.parametrize("year, rows, second", [
-    (2022, 3, ["apapan", "hawama"]), (2023, 3, ["abhori1", "abethr1"]), (2024, 4, ["asbfly", "ashdro1"])])
+@pytest.mark.parametrize(
+    "year, rows, second",
+    [
+        (2022, 3, ["apapan", "hawama"]),
+        (2023, 3, ["abhori1", "abethr1"]),
+        (2024, 4, ["asbfly", "ashdro1"]),
+    ],
+)
 def test_birdclef_2022_to_2024(year, rows, second):
     df = read(f"birdclef{year}", f"birdclef{year}")
     assert len(df) == rows and list(df.columns) == catalog.CANONICAL
@@ -66,9 +84,18 @@ def test_birdclef_2022_to_2024(year, rows, second):
 def test_cornell_secondary_names_become_codes():
     df = read("birdclef2020", "birdclef2020")
     assert len(df) == 4  # one description spans two lines inside quotes
-    assert df["filename"].tolist() == ["amegfi/XC134874.mp3", "amerob/XC100002.mp3", "aldfly/XC100003.mp3",
-                                       "amerob/XC100004.mp3"]
-    assert df["labels"].tolist() == [["amegfi", "amerob"], ["amerob"], ["aldfly"], ["amerob", "amegfi"]]
+    assert df["filename"].tolist() == [
+        "amegfi/XC134874.mp3",
+        "amerob/XC100002.mp3",
+        "aldfly/XC100003.mp3",
+        "amerob/XC100004.mp3",
+    ]
+    assert df["labels"].tolist() == [
+        ["amegfi", "amerob"],
+        ["amerob"],
+        ["aldfly"],
+        ["amerob", "amegfi"],
+    ]
     assert df["other_labels"].iloc[0] == ["Empidonax minimus_Least Flycatcher"]
     assert df["xc_id"].tolist() == ["XC134874", "XC100002", "XC100003", "XC100004"]
     assert df["duration"].tolist() == [25.0, 36.0, 12.0, 48.0]
@@ -77,17 +104,30 @@ def test_cornell_secondary_names_become_codes():
 
 def test_xeno_canto_parts_split_one_csv_by_letter():
     am, nz = read("xc-am", "xc"), read("xc-nz", "xc")
-    assert am["label"].tolist() == ["aldfly", "amerob"] and nz["label"].tolist() == ["norcar", "woothr"]
-    assert all("/xc/A-M/" in p for p in am["filepath"]) and all("/xc/N-Z/" in p for p in nz["filepath"])
-    assert nz["labels"].iloc[0] == ["norcar", "amerob"]  # resolved from the whole file, not the part
+    assert am["label"].tolist() == ["aldfly", "amerob"] and nz["label"].tolist() == [
+        "norcar",
+        "woothr",
+    ]
+    assert all("/xc/A-M/" in p for p in am["filepath"]) and all(
+        "/xc/N-Z/" in p for p in nz["filepath"]
+    )
+    assert nz["labels"].iloc[0] == [
+        "norcar",
+        "amerob",
+    ]  # resolved from the whole file, not the part
     assert nz["other_labels"].iloc[0] == ["Sialia sialis_Eastern Bluebird"]
     assert set(am["source"]) == {"xc-am"} and set(nz["source"]) == {"xc-nz"}
 
 
 def test_fat2019_multilabel_targets():
     df = read("fat2019-curated", "fat2019")
-    assert df["label"].tolist() == ["Bark", "Raindrop", "Finger_snapping", "Accelerating_and_revving_and_vroom",
-                                    "Bark"]
+    assert df["label"].tolist() == [
+        "Bark",
+        "Raindrop",
+        "Finger_snapping",
+        "Accelerating_and_revving_and_vroom",
+        "Bark",
+    ]
     assert len(df["labels"].iloc[3]) == 7 and df["labels"].iloc[4] == ["Bark", "Run"]
     assert df["filepath"].iloc[0] == os.path.join(DATA, "fat2019", "train_curated", "0006ae4e.wav")
     y = catalog.targets(df, catalog.label_map(df))
@@ -99,7 +139,12 @@ def test_fat2019_multilabel_targets():
 
 def test_rainforest_boxes_and_false_positives():
     tp, fp = read("rfcx-tp", "rfcx"), read("rfcx-fp", "rfcx")
-    assert tp[["t_min", "f_min", "t_max", "f_max"]].iloc[0].tolist() == [44.544, 2531.25, 45.1307, 5531.25]
+    assert tp[["t_min", "f_min", "t_max", "f_max"]].iloc[0].tolist() == [
+        44.544,
+        2531.25,
+        45.1307,
+        5531.25,
+    ]
     assert tp["songtype"].iloc[3] == 4 and tp["label"].iloc[0] == "14"
     assert tp["positive"].all() and not fp["positive"].any()
     both = set(tp["filepath"]) & set(fp["filepath"])
@@ -107,7 +152,7 @@ def test_rainforest_boxes_and_false_positives():
     df = catalog.merge([tp, fp])
     y = catalog.targets(df, catalog.label_map(df))
     assert y[: len(tp)].sum(axis=1).tolist() == [1] * len(tp)
-    assert not y[len(tp):].any()  # verified absences are negatives
+    assert not y[len(tp) :].any()  # verified absences are negatives
 
 
 def test_unknown_format_is_named():
@@ -117,18 +162,23 @@ def test_unknown_format_is_named():
 
 # ----------------------------------------------------------------------------- vectorised reader vs rows
 
+
 def reference_rows(path, audio_root):
     """A plain csv-module reading of a BirdCLEF metadata file, one row at a time."""
     out = []
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
             primary = row["primary_label"].strip()
-            secondary = ast.literal_eval(row["secondary_labels"]) if row["secondary_labels"].strip() else []
+            secondary = (
+                ast.literal_eval(row["secondary_labels"]) if row["secondary_labels"].strip() else []
+            )
             labels = [primary]
             for s in secondary:
                 if s.strip() and s.strip() not in labels:
                     labels.append(s.strip())
-            out.append((os.path.normpath(os.path.join(audio_root, row["filename"])), primary, labels))
+            out.append(
+                (os.path.normpath(os.path.join(audio_root, row["filename"])), primary, labels)
+            )
     return out
 
 
@@ -150,12 +200,19 @@ def test_vectorised_reader_agrees_with_a_row_by_row_reading(tmp_path):
 
 # ----------------------------------------------------------------------------- errors
 
+
 def test_missing_column_names_the_file(tmp_path):
-    path = write_csv(str(tmp_path / "train_metadata.csv"), ["primary_label", "secondary_labels"], [["a", "[]"]])
+    path = write_csv(
+        str(tmp_path / "train_metadata.csv"), ["primary_label", "secondary_labels"], [["a", "[]"]]
+    )
     with pytest.raises(DataError, match=rf"{path}: missing column\(s\) filename"):
         catalog.read_birdclef(str(tmp_path))
     with pytest.raises(DataError, match="missing column.*t_max"):
-        write_csv(str(tmp_path / "train_tp.csv"), ["recording_id", "species_id", "songtype_id", "t_min"], [])
+        write_csv(
+            str(tmp_path / "train_tp.csv"),
+            ["recording_id", "species_id", "songtype_id", "t_min"],
+            [],
+        )
         catalog.read_rainforest(str(tmp_path))
 
 
@@ -166,15 +223,22 @@ def test_missing_metadata_file(tmp_path):
 
 def test_unknown_label_in_a_finetuning_set_names_file_and_row():
     path = os.path.join(DATA, "birdclef2024", "train_metadata.csv")
-    with pytest.raises(DataError, match=rf"{path} row 4: primary label 'ashdro1' is not one of the 2 classes"):
+    with pytest.raises(
+        DataError, match=rf"{path} row 4: primary label 'ashdro1' is not one of the 2 classes"
+    ):
         read("birdclef2024", "birdclef2024", classes=["asbfly", "norcar"])
     bad = []
     df = read("birdclef2024", "birdclef2024", classes=["asbfly", "norcar"], bad_rows=bad)
     assert df["label"].tolist() == ["asbfly", "asbfly", "norcar"]
-    assert df["labels"].iloc[1] == ["asbfly"] and df["other_labels"].iloc[1] == ["ashdro1"]  # secondary: kept aside
+    assert df["labels"].iloc[1] == ["asbfly"] and df["other_labels"].iloc[1] == [
+        "ashdro1"
+    ]  # secondary: kept aside
     assert bad[0][["reason", "detail"]].values.tolist() == [
-        ["unknown label", f"{path} row 4: primary label 'ashdro1' is not one of the 2 classes"]]
-    fat = read("fat2019-curated", "fat2019", classes=["Bark", "Raindrop", "Finger_snapping"], bad_rows=[])
+        ["unknown label", f"{path} row 4: primary label 'ashdro1' is not one of the 2 classes"]
+    ]
+    fat = read(
+        "fat2019-curated", "fat2019", classes=["Bark", "Raindrop", "Finger_snapping"], bad_rows=[]
+    )
     assert fat["labels"].iloc[2] == ["Finger_snapping"] and fat["other_labels"].iloc[2] == ["Run"]
 
 
@@ -194,31 +258,49 @@ def test_dot_segments_inside_the_root_are_normalised(tmp_path):
 
 
 def test_duplicate_row_names_both_rows(tmp_path):
-    rows = [["a", "[]", "A", 3, "", "a/XC1.ogg"], ["b", "[]", "B", 3, "", "b/XC2.ogg"],
-            ["a", "['b']", "A", 4, "", "a/XC1.ogg"]]
+    rows = [
+        ["a", "[]", "A", 3, "", "a/XC1.ogg"],
+        ["b", "[]", "B", 3, "", "b/XC2.ogg"],
+        ["a", "['b']", "A", 4, "", "a/XC1.ogg"],
+    ]
     path = write_csv(str(tmp_path / "train_metadata.csv"), BIRDCLEF_HEADER, rows)
     with pytest.raises(DataError, match=rf"{path} row 4: duplicate of row 2"):
         catalog.read_birdclef(str(tmp_path))
-    rfcx = write_csv(str(tmp_path / "train_fp.csv"), ["recording_id", "species_id", "songtype_id", *catalog.BOXES],
-                     [["r1", 3, 1, 1.0, 2.0, 100, 200], ["r1", 3, 1, 1.0, 2.0, 100, 200]])
+    rfcx = write_csv(
+        str(tmp_path / "train_fp.csv"),
+        ["recording_id", "species_id", "songtype_id", *catalog.BOXES],
+        [["r1", 3, 1, 1.0, 2.0, 100, 200], ["r1", 3, 1, 1.0, 2.0, 100, 200]],
+    )
     with pytest.raises(DataError, match=rf"{rfcx} row 3: duplicate of row 2"):
         catalog.read_rainforest(str(tmp_path), "fp")
 
 
 def test_each_skipped_duplicate_names_the_first_good_row_of_its_file(tmp_path):
-    rows = [["a", "[]", "A", 3, "", "../x.ogg"], ["a", "[]", "A", 3, "", "a/1.ogg"], ["b", "[]", "B", 3, "", "b/2.ogg"],
-            ["a", "[]", "A", 3, "", "a/1.ogg"], ["b", "[]", "B", 3, "", "b/2.ogg"], ["a", "[]", "A", 3, "", "a/1.ogg"]]
+    rows = [
+        ["a", "[]", "A", 3, "", "../x.ogg"],
+        ["a", "[]", "A", 3, "", "a/1.ogg"],
+        ["b", "[]", "B", 3, "", "b/2.ogg"],
+        ["a", "[]", "A", 3, "", "a/1.ogg"],
+        ["b", "[]", "B", 3, "", "b/2.ogg"],
+        ["a", "[]", "A", 3, "", "a/1.ogg"],
+    ]
     write_csv(str(tmp_path / "train_metadata.csv"), BIRDCLEF_HEADER, rows)
     bad = []
     df = catalog.read_birdclef(str(tmp_path), bad_rows=bad)
     assert df["filename"].tolist() == ["a/1.ogg", "b/2.ogg"]
     details = [d.split(": ", 1)[1] for d in pd.concat(bad)["detail"]]
     assert details[0] == "path '../x.ogg' escapes the data root"
-    assert [d.split(" (")[0] for d in details[1:]] == ["duplicate of row 3", "duplicate of row 4", "duplicate of row 3"]
+    assert [d.split(" (")[0] for d in details[1:]] == [
+        "duplicate of row 3",
+        "duplicate of row 4",
+        "duplicate of row 3",
+    ]
 
 
-@pytest.mark.parametrize("cell, row, message", [
-    ("['a', 'b'", 3, "malformed label list"), ("{'a': 1}", 3, "malformed label list")])
+@pytest.mark.parametrize(
+    "cell, row, message",
+    [("['a', 'b'", 3, "malformed label list"), ("{'a': 1}", 3, "malformed label list")],
+)
 def test_malformed_secondary_labels(tmp_path, cell, row, message):
     rows = [["a", "[]", "A", 3, "", "a/XC1.ogg"], ["a", cell, "A", 3, "", "a/XC2.ogg"]]
     write_csv(str(tmp_path / "train_metadata.csv"), BIRDCLEF_HEADER, rows)
@@ -227,21 +309,35 @@ def test_malformed_secondary_labels(tmp_path, cell, row, message):
 
 
 def test_empty_label_and_bad_box_name_the_row(tmp_path):
-    write_csv(str(tmp_path / "train_metadata.csv"), BIRDCLEF_HEADER,
-              [["a", "[]", "A", 3, "", "a/XC1.ogg"], [" ", "[]", "A", 3, "", "a/XC2.ogg"]])
+    write_csv(
+        str(tmp_path / "train_metadata.csv"),
+        BIRDCLEF_HEADER,
+        [["a", "[]", "A", 3, "", "a/XC1.ogg"], [" ", "[]", "A", 3, "", "a/XC2.ogg"]],
+    )
     with pytest.raises(DataError, match="row 3: empty primary_label"):
         catalog.read_birdclef(str(tmp_path))
-    write_csv(str(tmp_path / "train_tp.csv"), ["recording_id", "species_id", "songtype_id", *catalog.BOXES],
-              [["r1", 3, 1, 1.0, 2.0, 100, 200], ["r2", 3, 1, 5.0, 4.0, 100, 200]])
+    write_csv(
+        str(tmp_path / "train_tp.csv"),
+        ["recording_id", "species_id", "songtype_id", *catalog.BOXES],
+        [["r1", 3, 1, 1.0, 2.0, 100, 200], ["r2", 3, 1, 5.0, 4.0, 100, 200]],
+    )
     with pytest.raises(DataError, match="row 3: empty or negative box"):
         catalog.read_rainforest(str(tmp_path))
 
 
 # ----------------------------------------------------------------------------- merge, dedupe, exclude
 
+
 def pretraining_sources():
-    return catalog.merge([read("birdclef2024", "birdclef2024"), read("birdclef2021", "birdclef2021"),
-                          read("birdclef2020", "birdclef2020"), read("xc-am", "xc"), read("xc-nz", "xc")])
+    return catalog.merge(
+        [
+            read("birdclef2024", "birdclef2024"),
+            read("birdclef2021", "birdclef2021"),
+            read("birdclef2020", "birdclef2020"),
+            read("xc-am", "xc"),
+            read("xc-nz", "xc"),
+        ]
+    )
 
 
 def test_deduplicate_by_xc_id_keeps_the_first_source():
@@ -249,10 +345,15 @@ def test_deduplicate_by_xc_id_keeps_the_first_source():
     kept, dropped = catalog.deduplicate(df)
     assert len(kept) + len(dropped) == len(df) == 16
     assert sorted(dropped["source"] + ":" + dropped["filepath"].str.rsplit("/", n=1).str[-1]) == [
-        "birdclef2020:XC134874.mp3", "birdclef2021:XC200001.ogg", "xc-am:XC100002.mp3"]
+        "birdclef2020:XC134874.mp3",
+        "birdclef2021:XC200001.ogg",
+        "xc-am:XC100002.mp3",
+    ]
     assert kept["xc_id"].dropna().is_unique
     row = dropped[dropped["source"] == "birdclef2021"].iloc[0]
-    assert row["reason"] == "duplicate" and row["detail"].endswith("birdclef2024/train_audio/norcar/XC200001.ogg")
+    assert row["reason"] == "duplicate" and row["detail"].endswith(
+        "birdclef2024/train_audio/norcar/XC200001.ogg"
+    )
 
 
 def test_deduplicate_with_label_and_author_keeps_a_respelled_author():
@@ -272,7 +373,9 @@ def test_deduplicate_on_a_missing_column():
 
 
 def test_exclude_recordings_of_the_finetuning_set():
-    pre = catalog.merge([read("birdclef2021", "birdclef2021"), read("birdclef2022", "birdclef2022")])
+    pre = catalog.merge(
+        [read("birdclef2021", "birdclef2021"), read("birdclef2022", "birdclef2022")]
+    )
     kept, dropped = catalog.exclude_recordings(pre, read("birdclef2024", "birdclef2024"))
     assert dropped["filepath"].str.endswith("norcar/XC200001.ogg").tolist() == [True]
     assert dropped["reason"].tolist() == ["in fine-tuning set"] and len(kept) == len(pre) - 1
@@ -286,29 +389,45 @@ def test_label_map_and_targets_with_secondary_weight():
     assert y.dtype == np.float32 and y.shape == (4, 3)
     np.testing.assert_allclose(y[2], [0.3, 1.0, 0.3])
     np.testing.assert_allclose(y[0], [1.0, 0.3, 0.0])
-    assert catalog.label_map(read("birdclef2024", "birdclef2024"), primary_only=True) == ["asbfly", "ashdro1",
-                                                                                           "norcar"]
+    assert catalog.label_map(read("birdclef2024", "birdclef2024"), primary_only=True) == [
+        "asbfly",
+        "ashdro1",
+        "norcar",
+    ]
     with pytest.raises(DataError, match="catalog row 0: label 'acafly' is not in the label map"):
         catalog.targets(df, ["amegfi", "norcar"])
 
 
 # ----------------------------------------------------------------------------- corrupt files and audio
 
+
 def test_corrupt_lists_in_json_and_text():
     assert catalog.read_corrupt_list(os.path.join(DATA, "corrupt.json")) == {
-        "train_short_audio/norcar/XC200001.ogg": "in corrupt-file list", "XC999999.mp3": "in corrupt-file list"}
+        "train_short_audio/norcar/XC200001.ogg": "in corrupt-file list",
+        "XC999999.mp3": "in corrupt-file list",
+    }
     entries = catalog.read_corrupt_list(os.path.join(DATA, "corrupt.txt"))
-    assert entries == {"train_audio/amerob/XC100004.mp3": "all-zero audio", "XC300012.mp3": "in corrupt-file list"}
+    assert entries == {
+        "train_audio/amerob/XC100004.mp3": "all-zero audio",
+        "XC300012.mp3": "in corrupt-file list",
+    }
 
 
 def test_drop_listed_matches_whole_paths_and_tails():
     df = pretraining_sources()
-    entries = {**catalog.read_corrupt_list(os.path.join(DATA, "corrupt.json")),
-               **catalog.read_corrupt_list(os.path.join(DATA, "corrupt.txt")),
-               df["filepath"].iloc[0]: "whole path", "amerob/XC100004.mp3x": "no such file"}
+    entries = {
+        **catalog.read_corrupt_list(os.path.join(DATA, "corrupt.json")),
+        **catalog.read_corrupt_list(os.path.join(DATA, "corrupt.txt")),
+        df["filepath"].iloc[0]: "whole path",
+        "amerob/XC100004.mp3x": "no such file",
+    }
     kept, dropped, unmatched = catalog.drop_listed(df, entries)
     assert sorted(dropped["filepath"].str.rsplit("/", n=1).str[-1]) == [
-        "XC100004.mp3", "XC134896.ogg", "XC200001.ogg", "XC300012.mp3"]
+        "XC100004.mp3",
+        "XC134896.ogg",
+        "XC200001.ogg",
+        "XC300012.mp3",
+    ]
     assert unmatched == ["XC999999.mp3", "amerob/XC100004.mp3x"]
     assert "all-zero audio" in dropped[dropped["source"] == "birdclef2020"]["detail"].iloc[0]
     assert len(kept) == len(df) - 4
@@ -332,20 +451,36 @@ def audio_layout(root):
     sf.write(os.path.join(audio, "zero.wav"), np.zeros(22050, np.float32), 22050, subtype="PCM_16")
     with open(os.path.join(audio, "garbage.ogg"), "wb") as fh:
         fh.write(b"not audio at all" * 10)
-    names = ["2021-B32-0415_05-3.wav", "2021-SW83-0418_04-77.wav", "zero.wav", "garbage.ogg", "missing.ogg"]
-    write_csv(os.path.join(root, "train_metadata.csv"), BIRDCLEF_HEADER,
-              [["gretit1", "[]", "Nilo Merino Recalde", 5.0, "", f"gretit1/{n}"] for n in names])
+    names = [
+        "2021-B32-0415_05-3.wav",
+        "2021-SW83-0418_04-77.wav",
+        "zero.wav",
+        "garbage.ogg",
+        "missing.ogg",
+    ]
+    write_csv(
+        os.path.join(root, "train_metadata.csv"),
+        BIRDCLEF_HEADER,
+        [["gretit1", "[]", "Nilo Merino Recalde", 5.0, "", f"gretit1/{n}"] for n in names],
+    )
 
 
 def test_drop_unusable_reports_every_bad_file_and_fills_duration(tmp_path):
     audio_layout(str(tmp_path))
     df = catalog.read_source("birdclef2024", str(tmp_path))
     kept, dropped = catalog.drop_unusable(df)
-    assert kept["filename"].tolist() == ["gretit1/2021-B32-0415_05-3.wav", "gretit1/2021-SW83-0418_04-77.wav"]
-    assert kept["duration"].tolist() == pytest.approx([95256 / 2 / 22050, 97608 / 2 / 22050], abs=0.01)
+    assert kept["filename"].tolist() == [
+        "gretit1/2021-B32-0415_05-3.wav",
+        "gretit1/2021-SW83-0418_04-77.wav",
+    ]
+    assert kept["duration"].tolist() == pytest.approx(
+        [95256 / 2 / 22050, 97608 / 2 / 22050], abs=0.01
+    )
     reasons = dict(zip(dropped["filepath"].str.rsplit("/", n=1).str[-1], dropped["detail"]))
     assert reasons["zero.wav"] == "all samples are zero"
-    assert reasons["garbage.ogg"].startswith("unreadable") and reasons["missing.ogg"].startswith("unreadable")
+    assert reasons["garbage.ogg"].startswith("unreadable") and reasons["missing.ogg"].startswith(
+        "unreadable"
+    )
     assert set(dropped["reason"]) == {"unusable audio"}
 
 
@@ -353,11 +488,14 @@ def test_probe_audio_in_worker_processes_matches_in_process(tmp_path):
     audio_layout(str(tmp_path))
     paths = catalog.read_source("birdclef2024", str(tmp_path))["filepath"].tolist()
     pooled, serial = catalog.probe_audio(paths, workers=2), catalog.probe_audio(paths, workers=1)
-    assert [r for r, _ in pooled] == [r for r, _ in serial] and serial[2][0] == "all samples are zero"
+    assert [r for r, _ in pooled] == [r for r, _ in serial] and serial[2][
+        0
+    ] == "all samples are zero"
     np.testing.assert_allclose([s for _, s in pooled], [s for _, s in serial])  # NaN where unusable
 
 
 # ----------------------------------------------------------------------------- table files and class lists
+
 
 @pytest.mark.parametrize("name", ["table.csv", "table.csv.gz"])
 def test_table_round_trip(tmp_path, name):
@@ -367,8 +505,11 @@ def test_table_round_trip(tmp_path, name):
     back = catalog.read_table(path)
     assert back["labels"].tolist() == df["labels"].tolist()
     assert back["other_labels"].tolist() == df["other_labels"].tolist()
-    pd.testing.assert_frame_equal(back.drop(columns=list(catalog.LIST_COLUMNS)),
-                                  df.drop(columns=list(catalog.LIST_COLUMNS)), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back.drop(columns=list(catalog.LIST_COLUMNS)),
+        df.drop(columns=list(catalog.LIST_COLUMNS)),
+        check_dtype=False,
+    )
     assert not [f for f in os.listdir(tmp_path / "sub") if f.startswith(".")]  # no temporary left
 
 
@@ -396,7 +537,9 @@ def test_class_lists(tmp_path):
 
 def test_parse_label_list_and_safe_join():
     assert catalog.parse_label_list("['a', \"b's\"]", "w") == ["a", "b's"]
-    assert catalog.parse_label_list(float("nan"), "w") == [] and catalog.parse_label_list(["x"], "w") == ["x"]
+    assert catalog.parse_label_list(float("nan"), "w") == [] and catalog.parse_label_list(
+        ["x"], "w"
+    ) == ["x"]
     with pytest.raises(DataError, match="^here: malformed label list"):
         catalog.parse_label_list("a, b", "here")
     assert catalog.safe_join("gs://bucket/data/", "a/./b.ogg", "w") == "gs://bucket/data/a/b.ogg"

@@ -39,13 +39,20 @@ def write_case(folder, seed=0, n=120):
 
 
 def scores_from(stdout):
-    return {name: float(value) for name, value in (line.split() for line in stdout.strip().splitlines())}
+    return {
+        name: float(value) for name, value in (line.split() for line in stdout.strip().splitlines())
+    }
 
 
 def test_evaluate_prints_every_metric(tmp_path, capsys):
     paths = write_case(tmp_path)
     out_json = str(tmp_path / "scores.json")
-    assert cli.main(["evaluate", "--pred", paths["good"], "--truth", paths["truth"], "--json", out_json]) == 0
+    assert (
+        cli.main(
+            ["evaluate", "--pred", paths["good"], "--truth", paths["truth"], "--json", out_json]
+        )
+        == 0
+    )
     printed = scores_from(capsys.readouterr().out)
     y, s, _ = M.align_tables(pd.read_csv(paths["truth"]), pd.read_csv(paths["good"]))
     assert list(printed) == list(M.METRICS)
@@ -57,22 +64,42 @@ def test_evaluate_prints_every_metric(tmp_path, capsys):
 
 def test_evaluate_file_level(tmp_path, capsys):
     paths = write_case(tmp_path)
-    args = ["evaluate", "--pred", paths["good"], "--truth", paths["truth"], "--metric", "lwlrap",
-            "--file-level", "mean"]
+    args = [
+        "evaluate",
+        "--pred",
+        paths["good"],
+        "--truth",
+        paths["truth"],
+        "--metric",
+        "lwlrap",
+        "--file-level",
+        "mean",
+    ]
     assert cli.main(args) == 0
     truth = M.file_level(pd.read_csv(paths["truth"]), "max")
     pred = M.file_level(pd.read_csv(paths["good"]), "mean")
     assert len(truth) == 10
     y, s, _ = M.align_tables(truth, pred)
-    assert scores_from(capsys.readouterr().out) == {"lwlrap": pytest.approx(M.lwlrap(y, s), abs=5e-7)}
+    assert scores_from(capsys.readouterr().out) == {
+        "lwlrap": pytest.approx(M.lwlrap(y, s), abs=5e-7)
+    }
 
 
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda df: df.drop(index=3), r"good.csv: row_id 'sc\d+_\d+' of .*truth.csv is missing \(1 rows in all\)"),
-        (lambda df: df.drop(columns="comrav"), r"good.csv: column 'comrav' of .*truth.csv is missing"),
-        (lambda df: df.assign(barswa=df["barswa"].where(df.index != 7)), r"good.csv: row '.+', column 'barswa'"),
+        (
+            lambda df: df.drop(index=3),
+            r"good.csv: row_id 'sc\d+_\d+' of .*truth.csv is missing \(1 rows in all\)",
+        ),
+        (
+            lambda df: df.drop(columns="comrav"),
+            r"good.csv: column 'comrav' of .*truth.csv is missing",
+        ),
+        (
+            lambda df: df.assign(barswa=df["barswa"].where(df.index != 7)),
+            r"good.csv: row '.+', column 'barswa'",
+        ),
     ],
 )
 def test_evaluate_bad_csv_exits_2_with_one_line(tmp_path, capsys, edit, message):
@@ -86,14 +113,21 @@ def test_evaluate_bad_csv_exits_2_with_one_line(tmp_path, capsys, edit, message)
 
 def test_evaluate_unknown_metric(tmp_path, capsys):
     paths = write_case(tmp_path)
-    assert cli.main(["evaluate", "--pred", paths["good"], "--truth", paths["truth"], "--metric", "lwrap"]) == 2
+    assert (
+        cli.main(
+            ["evaluate", "--pred", paths["good"], "--truth", paths["truth"], "--metric", "lwrap"]
+        )
+        == 2
+    )
     assert "unknown metric 'lwrap' (did you mean 'lwlrap'?)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("verb", ["evaluate", "stack"])
 def test_help_does_not_import_tensorflow(verb):
-    code = (f"import sys\nfrom birdtpu import cli\ntry:\n    cli.main([{verb!r}, '--help'])\n"
-            "except SystemExit:\n    pass\nprint('TF', 'tensorflow' in sys.modules)")
+    code = (
+        f"import sys\nfrom birdtpu import cli\ntry:\n    cli.main([{verb!r}, '--help'])\n"
+        "except SystemExit:\n    pass\nprint('TF', 'tensorflow' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--truth" in proc.stdout and proc.stdout.strip().endswith("TF False")
@@ -101,7 +135,20 @@ def test_help_does_not_import_tensorflow(verb):
 
 def test_stack_needs_two_models(tmp_path, capsys):
     paths = write_case(tmp_path)
-    assert cli.main(["stack", "--oof", paths["good"], "--truth", paths["truth"], "--out", str(tmp_path / "o")]) == 2
+    assert (
+        cli.main(
+            [
+                "stack",
+                "--oof",
+                paths["good"],
+                "--truth",
+                paths["truth"],
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "at least two models" in capsys.readouterr().err
 
 
@@ -111,8 +158,24 @@ def test_stack_end_to_end(tmp_path, capsys):
 
     paths = write_case(tmp_path, n=240)
     out = str(tmp_path / "stack")
-    args = ["stack", "--oof", paths["good"], paths["noisy"], "--truth", paths["truth"], "--out", out,
-            "--folds", "3", "--learning-rate", "0.03", "--patience", "10", "--metric", "macro_roc_auc"]
+    args = [
+        "stack",
+        "--oof",
+        paths["good"],
+        paths["noisy"],
+        "--truth",
+        paths["truth"],
+        "--out",
+        out,
+        "--folds",
+        "3",
+        "--learning-rate",
+        "0.03",
+        "--patience",
+        "10",
+        "--metric",
+        "macro_roc_auc",
+    ]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert sorted(os.listdir(out)) == ["oof_stacker.csv", "report.json", "stacker.keras"]
@@ -122,9 +185,23 @@ def test_stack_end_to_end(tmp_path, capsys):
     assert scores["stacker"] >= scores["mean"]
     assert f"{scores['stacker']:.6f}" in printed
     # the saved out-of-fold predictions score what the report says
-    assert cli.main(["evaluate", "--pred", os.path.join(out, "oof_stacker.csv"), "--truth", paths["truth"],
-                     "--metric", "macro_roc_auc"]) == 0
-    assert scores_from(capsys.readouterr().out)["macro_roc_auc"] == pytest.approx(scores["stacker"], abs=5e-7)
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--pred",
+                os.path.join(out, "oof_stacker.csv"),
+                "--truth",
+                paths["truth"],
+                "--metric",
+                "macro_roc_auc",
+            ]
+        )
+        == 0
+    )
+    assert scores_from(capsys.readouterr().out)["macro_roc_auc"] == pytest.approx(
+        scores["stacker"], abs=5e-7
+    )
     # the saved stacker blends new tables given in the same order
     model = load_stacker(os.path.join(out, "stacker.keras"))
     assert model.model_names == ["good", "noisy"] and model.class_names == CLASSES

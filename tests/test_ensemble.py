@@ -91,7 +91,8 @@ def test_save_load_and_apply(tmp_path):
     ids = [f"sc_{5 * (i + 1)}" for i in range(30)]
     model = E.Stacker(CLASSES, ["good", "noisy"], offset=1.2, scale=1.5)
     model.get_layer("label_mixing").set_weights(
-        [np.eye(5, dtype=np.float32) + 0.1, np.full(5, 0.2, np.float32)])  # not the initial state
+        [np.eye(5, dtype=np.float32) + 0.1, np.full(5, 0.2, np.float32)]
+    )  # not the initial state
     path = str(tmp_path / "stacker.keras")
     E.save_stacker(model, path)
     assert os.listdir(tmp_path) == ["stacker.keras"]  # no temporary left behind
@@ -100,7 +101,9 @@ def test_save_load_and_apply(tmp_path):
     assert (loaded.class_names, loaded.model_names) == (CLASSES, ["good", "noisy"])
     assert (loaded.offset, loaded.scale) == (1.2, 1.5)
     good = table(x[..., 0], CLASSES, ids)
-    noisy = table(x[..., 1], CLASSES, ids).sample(frac=1, random_state=0)[["row_id", *CLASSES[::-1]]]
+    noisy = table(x[..., 1], CLASSES, ids).sample(frac=1, random_state=0)[
+        ["row_id", *CLASSES[::-1]]
+    ]
     out = E.apply_stacker(loaded, [good, noisy])
     assert list(out.columns) == ["row_id", *CLASSES] and list(out["row_id"]) == ids
     np.testing.assert_allclose(out[CLASSES].to_numpy(), E._predict(model, x), atol=1e-6)
@@ -143,11 +146,14 @@ FAST = E.StackerOptions(folds=3, learning_rate=0.03, max_epochs=150, patience=10
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_stacker_never_below_the_mean_out_of_fold(seed):
     y, x = synthetic_oof(seed)
-    report, oof, epochs = E.cross_validate(y, x, CLASSES, ["good", "noisy"], ["macro_roc_auc", "lwlrap"],
-                                           FAST, log=lambda _: None)
+    report, oof, epochs = E.cross_validate(
+        y, x, CLASSES, ["good", "noisy"], ["macro_roc_auc", "lwlrap"], FAST, log=lambda _: None
+    )
     assert list(report) == ["good", "noisy", "mean", "rank_mean", "weighted_mean", "stacker"]
     for metric in ("macro_roc_auc", "lwlrap"):
-        assert report["good"][metric] > report["mean"][metric] > report["noisy"][metric]  # the setting
+        assert (
+            report["good"][metric] > report["mean"][metric] > report["noisy"][metric]
+        )  # the setting
         assert report["stacker"][metric] >= report["mean"][metric], (metric, report)
         assert report["weighted_mean"][metric] >= report["mean"][metric], (metric, report)
     assert report["stacker"]["lwlrap"] == pytest.approx(lwlrap(y, oof["stacker"]), abs=1e-12)
@@ -162,5 +168,7 @@ def test_cross_validate_scores_only_held_out_rows():
     folds = E.multilabel_folds(y, options.folds, options.seed)
     _, val = folds[0]
     model, _ = E.fit_stacker(y[folds[0][0]], x[folds[0][0]], CLASSES, ["good", "noisy"], options)
-    _, oof, _ = E.cross_validate(y, x, CLASSES, ["good", "noisy"], ["lwlrap"], options, log=lambda _: None)
+    _, oof, _ = E.cross_validate(
+        y, x, CLASSES, ["good", "noisy"], ["lwlrap"], options, log=lambda _: None
+    )
     np.testing.assert_allclose(oof["stacker"][val], E._predict(model, x[val]), atol=1e-6)

@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
+from test_frontend import check_layer
 
 from birdtpu.layers.features import PERCENTILES, STATISTICS, GlobalFeatures
-from test_frontend import check_layer
 
 
 def reference(wave, windows=128):
@@ -11,14 +11,16 @@ def reference(wave, windows=128):
     hop = len(wave) // (windows + 1)
     rows = []
     for i in range(windows):
-        w = wave[i * hop: i * hop + 2 * hop]
+        w = wave[i * hop : i * hop + 2 * hop]
         rows.append([w.mean(), w.std(), w.max() - w.min(), *np.percentile(w, PERCENTILES)])
     return np.array(rows, np.float32)
 
 
 def test_statistics_match_numpy_per_window():
     rng = np.random.default_rng(0)
-    batch = np.stack([rng.standard_normal(16000) * 0.1, np.sin(np.arange(16000) * 0.01) * rng.random(16000)])
+    batch = np.stack(
+        [rng.standard_normal(16000) * 0.1, np.sin(np.arange(16000) * 0.01) * rng.random(16000)]
+    )
     out = np.asarray(GlobalFeatures()(batch.astype(np.float32)))
     assert out.shape == (2, 128, 12) and len(STATISTICS) == 12
     for i in range(2):
@@ -39,7 +41,9 @@ def test_round_trips_compiles_and_serves_as_a_second_branch(tmp_path):
     np.testing.assert_allclose(out[1], reference(wave[1], 16), atol=1e-5)
     inputs = keras.Input((4000,))
     branch = keras.layers.Flatten()(GlobalFeatures(16)(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Concatenate()([branch, inputs[:, :10]])))
+    model = keras.Model(
+        inputs, keras.layers.Dense(2)(keras.layers.Concatenate()([branch, inputs[:, :10]]))
+    )
     assert model.predict(wave, verbose=0).shape == (3, 2)
 
 

@@ -6,17 +6,21 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_overrides
 
 from birdtpu.config import load_config
 from birdtpu.errors import ConfigError
 from birdtpu.models.registry import build_model
 from birdtpu.train.finetune import init_from, named_layers
-from conftest import tiny_overrides
 
 
 def cfg_for(*extra: str):
-    return load_config(None, tiny_overrides("/unused", "model.name=efficientnet_b0", "frontend.n_mels=32",
-                                            "model.neck=16", *extra))
+    return load_config(
+        None,
+        tiny_overrides(
+            "/unused", "model.name=efficientnet_b0", "frontend.n_mels=32", "model.neck=16", *extra
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,9 @@ def _check_loaded(model, source, report):
     for a, b in zip(model.get_layer("neck").weights, source.get_layer("neck").weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     kernel = model.get_layer("classifier").kernel
-    assert tuple(kernel.shape) == (16, 3) and np.abs(np.asarray(kernel)).max() < 2.0  # fresh Glorot values
+    assert (
+        tuple(kernel.shape) == (16, 3) and np.abs(np.asarray(kernel)).max() < 2.0
+    )  # fresh Glorot values
     assert [k.split(" ")[0] for k in report["skipped"]] == ["classifier"]
     assert len(report["loaded"]) == len(list(named_layers(model))) - 1
 
@@ -63,7 +69,9 @@ def test_finetune_from_weights_file(pretrained, tmp_path):
 def test_finetune_from_a_remote_file_copies_it_first(pretrained, tmp_path):
     import tensorflow as tf
 
-    path = "ram://birdtpu-test/pretrained.weights.h5"  # TensorFlow's in-memory file system, as gs://
+    path = (
+        "ram://birdtpu-test/pretrained.weights.h5"  # TensorFlow's in-memory file system, as gs://
+    )
     local = str(tmp_path / "pretrained.weights.h5")
     pretrained.save_weights(local)
     tf.io.gfile.makedirs("ram://birdtpu-test")
@@ -77,8 +85,13 @@ def test_init_from_skips_imagenet_weights_of_the_new_model(monkeypatch):
 
     asked = []
     real = eff.efficientnet
-    monkeypatch.setattr(eff, "efficientnet", lambda name, shape, pretrained, rate: asked.append(pretrained)
-                        or real(name, shape, pretrained, rate))
+    monkeypatch.setattr(
+        eff,
+        "efficientnet",
+        lambda name, shape, pretrained, rate: (
+            asked.append(pretrained) or real(name, shape, pretrained, rate)
+        ),
+    )
     build_model(cfg_for("model.pretrained=imagenet", "model.init_from=/x/pretrained.keras"), 3)
     assert asked == ["none"]  # offline fine-tuning never downloads ImageNet weights
 
@@ -89,7 +102,11 @@ def test_bad_checkpoints_are_one_line(tmp_path):
         init_from(model, str(tmp_path / "missing.keras"))
     with pytest.raises(ConfigError, match="expected a .keras or .weights.h5 file"):
         init_from(model, str(tmp_path / "model.h5"))
-    other = build_model(load_config(None, tiny_overrides("/unused", "model.name=fat2019", "model.width=0.125")), 3)
+    other = build_model(
+        load_config(None, tiny_overrides("/unused", "model.name=fat2019", "model.width=0.125")), 3
+    )
     other.save(tmp_path / "fat.keras")
-    with pytest.raises(ConfigError, match="no layer of .*fat.keras matches birdtpu_efficientnet_b0"):
+    with pytest.raises(
+        ConfigError, match="no layer of .*fat.keras matches birdtpu_efficientnet_b0"
+    ):
         init_from(model, str(tmp_path / "fat.keras"))

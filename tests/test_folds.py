@@ -16,8 +16,12 @@ DATA = os.path.join(os.path.dirname(__file__), "data", "catalog")
 
 
 def table(labels, groups=None, secondary=None):
-    df = pd.DataFrame({"label": labels, "filepath": [f"/r/{g}.ogg" for g in (groups or range(len(labels)))]})
-    df["labels"] = [[label] + list(extra) for label, extra in zip(labels, secondary or [[]] * len(labels))]
+    df = pd.DataFrame(
+        {"label": labels, "filepath": [f"/r/{g}.ogg" for g in (groups or range(len(labels)))]}
+    )
+    df["labels"] = [
+        [label] + list(extra) for label, extra in zip(labels, secondary or [[]] * len(labels))
+    ]
     return df
 
 
@@ -41,13 +45,16 @@ def check(df, folds, n_folds, column, group="filepath"):
     assert folds.shape == (len(df),) and folds.dtype.kind == "i"
     assert set(folds) <= set(range(TRAIN_ONLY, n_folds))
     sets = validation_sets(folds, n_folds)
-    assert sum(map(len, sets)) + int((folds == TRAIN_ONLY).sum()) == len(df)  # disjoint and covering
+    assert sum(map(len, sets)) + int((folds == TRAIN_ONLY).sum()) == len(
+        df
+    )  # disjoint and covering
     assert classes_in_training(df, folds, n_folds, column)
     if group:
         assert (df.assign(fold=folds).groupby(group)["fold"].nunique() == 1).all()
 
 
 # ----------------------------------------------------------------------------- stratified
+
 
 def test_stratified_folds_are_balanced_per_class():
     rng = np.random.default_rng(0)
@@ -66,8 +73,12 @@ def test_rare_classes_keep_a_training_example():
         folds = make_folds(df, 5, seed=seed)
         check(df, folds, 5, "label")
         assert folds[-1] == TRAIN_ONLY  # a single example can never be validated
-        assert folds[20] != folds[21] and min(folds[20:22]) >= 0  # two examples: two different folds
-        assert len(set(folds[22:26])) == 4 and min(folds[22:26]) >= 0  # fewer than folds: all distinct
+        assert (
+            folds[20] != folds[21] and min(folds[20:22]) >= 0
+        )  # two examples: two different folds
+        assert (
+            len(set(folds[22:26])) == 4 and min(folds[22:26]) >= 0
+        )  # fewer than folds: all distinct
         assert (folds[:20] >= 0).all()
 
 
@@ -91,9 +102,14 @@ def test_folds_are_reproducible_by_seed():
 
 # ----------------------------------------------------------------------------- groups
 
+
 def test_one_recording_never_lands_in_two_folds():
-    df = catalog.merge([catalog.read_source("rfcx-tp", os.path.join(DATA, "rfcx")),
-                        catalog.read_source("rfcx-fp", os.path.join(DATA, "rfcx"))])
+    df = catalog.merge(
+        [
+            catalog.read_source("rfcx-tp", os.path.join(DATA, "rfcx")),
+            catalog.read_source("rfcx-fp", os.path.join(DATA, "rfcx")),
+        ]
+    )
     df = pd.concat([df] * 3, ignore_index=True)  # three boxes per recording and label
     folds = make_folds(df, 3, seed=0)
     check(df, folds, 3, "label")
@@ -126,6 +142,7 @@ def test_a_class_recorded_by_one_author_is_train_only():
 
 # ----------------------------------------------------------------------------- multilabel
 
+
 def test_multilabel_folds_on_freesound_labels():
     rng = np.random.default_rng(4)
     vocab = [f"tag{i}" for i in range(12)]
@@ -143,21 +160,29 @@ def test_multilabel_folds_on_freesound_labels():
 
 
 def test_multilabel_on_the_fat2019_fixture():
-    df = catalog.merge([catalog.read_source("fat2019-curated", os.path.join(DATA, "fat2019")),
-                        catalog.read_source("fat2019-noisy", os.path.join(DATA, "fat2019"))])
+    df = catalog.merge(
+        [
+            catalog.read_source("fat2019-curated", os.path.join(DATA, "fat2019")),
+            catalog.read_source("fat2019-noisy", os.path.join(DATA, "fat2019")),
+        ]
+    )
     folds = make_folds(df, 2, seed=0, method="multilabel")
     check(df, folds, 2, "labels")
 
 
 # ----------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"n_folds": 1}, "at least 2 folds"),
-    ({"method": "random"}, "unknown method 'random'"),
-    ({"n_folds": 9}, "4 group\\(s\\) by filepath cannot fill 9 folds"),
-    ({"group": "author"}, "no column 'author' to group by"),
-    ({"column": "species"}, "no column 'species' to stratify on"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_folds": 1}, "at least 2 folds"),
+        ({"method": "random"}, "unknown method 'random'"),
+        ({"n_folds": 9}, "4 group\\(s\\) by filepath cannot fill 9 folds"),
+        ({"group": "author"}, "no column 'author' to group by"),
+        ({"column": "species"}, "no column 'species' to stratify on"),
+    ],
+)
 def test_errors(kwargs, message):
     df = table(["a", "a", "b", "b", "b"], groups=[0, 1, 2, 3, 3])
     with pytest.raises(DataError, match=message):
@@ -166,6 +191,7 @@ def test_errors(kwargs, message):
 
 # ----------------------------------------------------------------------------- property
 
+
 @st.composite
 def catalogs(draw):
     n = draw(st.integers(4, 60))
@@ -173,7 +199,9 @@ def catalogs(draw):
     labels = [f"c{i}" for i in draw(st.lists(classes, min_size=n, max_size=n))]
     groups = draw(st.none() | st.lists(st.integers(0, max(1, n // 3)), min_size=n, max_size=n))
     method = draw(st.sampled_from(["stratified", "multilabel"]))
-    secondary = draw(st.lists(st.lists(classes.map(lambda i: f"c{i}"), max_size=2), min_size=n, max_size=n))
+    secondary = draw(
+        st.lists(st.lists(classes.map(lambda i: f"c{i}"), max_size=2), min_size=n, max_size=n)
+    )
     df = table(labels, groups, secondary if method == "multilabel" else None)
     if draw(st.booleans()):
         df = sampling.filter_rare(df, draw(st.integers(1, 4)))
@@ -197,4 +225,6 @@ def test_property_disjoint_covering_every_class_trained_reproducible(case):
     if method == "stratified" and "cv" not in df.columns and df["filepath"].is_unique:
         groups_per_class = df.groupby("label")["filepath"].nunique()
         held_out = df.loc[folds == TRAIN_ONLY, "label"]
-        assert (groups_per_class[held_out.unique()] == 1).all()  # only a class's only group is held out
+        assert (
+            groups_per_class[held_out.unique()] == 1
+        ).all()  # only a class's only group is held out

@@ -5,8 +5,14 @@ import pytest
 import tensorflow as tf
 
 from birdtpu.config import AugmentConfig, FrontendConfig
-from birdtpu.layers.frontend import (MelSpectrogram, NormalizeSpectrogram, PowerToDb, SpecAugment, ToImage,
-                                     frontend)
+from birdtpu.layers.frontend import (
+    MelSpectrogram,
+    NormalizeSpectrogram,
+    PowerToDb,
+    SpecAugment,
+    ToImage,
+    frontend,
+)
 
 RATE = 16000
 
@@ -14,7 +20,9 @@ RATE = 16000
 def clip(seed=0, seconds=1.0, gain=0.3):
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * RATE)) / RATE
-    return (gain * np.sin(2 * np.pi * rng.uniform(500, 4000) * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    return (
+        gain * np.sin(2 * np.pi * rng.uniform(500, 4000) * t) + 0.01 * rng.standard_normal(len(t))
+    ).astype(np.float32)
 
 
 def check_layer(layer, inputs, tmp_path):
@@ -27,14 +35,19 @@ def check_layer(layer, inputs, tmp_path):
     many = isinstance(inputs, tuple)
     args = list(inputs) if many else [inputs]
     symbolic = [keras.Input(a.shape[1:]) for a in args]
-    model = keras.Model(symbolic if many else symbolic[0], layer(tuple(symbolic) if many else symbolic[0]))
+    model = keras.Model(
+        symbolic if many else symbolic[0], layer(tuple(symbolic) if many else symbolic[0])
+    )
     path = str(tmp_path / f"{layer.name}.keras")
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     feed = args if many else args[0]
     for a, b in zip(keras.tree.flatten(model(feed)), keras.tree.flatten(loaded(feed))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
-    for a, b in zip(keras.tree.flatten(model(feed, training=True)), keras.tree.flatten(loaded(feed, training=True))):
+    for a, b in zip(
+        keras.tree.flatten(model(feed, training=True)),
+        keras.tree.flatten(loaded(feed, training=True)),
+    ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
     compiled = tf.function(lambda x: model(x, training=True), jit_compile=True)(feed)
     for a, b in zip(keras.tree.flatten(compiled), keras.tree.flatten(model(feed))):
@@ -50,10 +63,23 @@ def check_layer(layer, inputs, tmp_path):
 @pytest.mark.parametrize("power", [2.0, 1.0])
 def test_mel_matches_librosa(htk, power):
     wave = clip()
-    layer = MelSpectrogram(len(wave), RATE, frames=64, n_fft=512, n_mels=40, fmin=20, fmax=8000, htk=htk, power=power)
+    layer = MelSpectrogram(
+        len(wave), RATE, frames=64, n_fft=512, n_mels=40, fmin=20, fmax=8000, htk=htk, power=power
+    )
     ours = np.asarray(layer(wave[None]))[0, :, :, 0]
-    ref = librosa.feature.melspectrogram(y=wave, sr=RATE, n_fft=512, hop_length=layer.hop_length, n_mels=40,
-                                         fmin=20, fmax=8000, htk=htk, power=power, center=True, pad_mode="constant")
+    ref = librosa.feature.melspectrogram(
+        y=wave,
+        sr=RATE,
+        n_fft=512,
+        hop_length=layer.hop_length,
+        n_mels=40,
+        fmin=20,
+        fmax=8000,
+        htk=htk,
+        power=power,
+        center=True,
+        pad_mode="constant",
+    )
     ref = ref[:, :64]
     to_db = librosa.power_to_db if power == 2.0 else librosa.amplitude_to_db
     ours_db = np.asarray(PowerToDb(top_db=200, power=power)(ours[None]))[0]
@@ -74,7 +100,9 @@ def test_db_floor_is_per_example():
 
 @pytest.mark.parametrize("normalize", ["zscore_minmax", "zscore", "minmax", "none"])
 def test_frontend_is_per_example(normalize):
-    cfg = FrontendConfig(clip_seconds=1.0, n_fft=512, frames=32, n_mels=24, fmax=8000, normalize=normalize)
+    cfg = FrontendConfig(
+        clip_seconds=1.0, n_fft=512, frames=32, n_mels=24, fmax=8000, normalize=normalize
+    )
     front = frontend(cfg, RATE, AugmentConfig())
     quiet = clip(1, gain=0.01)
     batch = np.stack([quiet, clip(2, gain=0.9), clip(3, gain=0.5)])
@@ -96,15 +124,23 @@ def test_frontend_round_trips_and_compiles(tmp_path):
     assert trained.shape == (2, 24, 32, 3) and (trained == 0).any()  # masks applied in training
 
 
-@pytest.mark.parametrize("layer", [
-    MelSpectrogram(RATE, RATE, frames=32, n_fft=256, n_mels=16, fmax=8000),
-    PowerToDb(60.0),
-    NormalizeSpectrogram("zscore"),
-    ToImage(3),
-    SpecAugment(2, 4, 1.0, 2, 4, 1.0, seed=3),
-], ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        MelSpectrogram(RATE, RATE, frames=32, n_fft=256, n_mels=16, fmax=8000),
+        PowerToDb(60.0),
+        NormalizeSpectrogram("zscore"),
+        ToImage(3),
+        SpecAugment(2, 4, 1.0, 2, 4, 1.0, seed=3),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
 def test_layers_round_trip_and_compile(layer, tmp_path):
-    x = clip()[None] if isinstance(layer, MelSpectrogram) else np.random.rand(2, 16, 32, 1).astype(np.float32)
+    x = (
+        clip()[None]
+        if isinstance(layer, MelSpectrogram)
+        else np.random.rand(2, 16, 32, 1).astype(np.float32)
+    )
     out = np.asarray(check_layer(layer, x, tmp_path))
     assert out.shape[0] == x.shape[0] and np.isfinite(out).all()
 
@@ -116,14 +152,16 @@ def test_masks_land_on_their_axis():
     assert np.array_equal(freq, np.broadcast_to(freq[:, :, :1], freq.shape))  # whole mel rows
     assert np.array_equal(time, np.broadcast_to(time[:, :1], time.shape))  # whole frames
     assert (freq == 0).any() and (time == 0).any()
-    assert ((freq == 0).sum(axis=(1, 2, 3)) <= 5 * 30).all() and ((time == 0).sum(axis=(1, 2, 3)) <= 5 * 20).all()
+    assert ((freq == 0).sum(axis=(1, 2, 3)) <= 5 * 30).all() and (
+        (time == 0).sum(axis=(1, 2, 3)) <= 5 * 20
+    ).all()
     np.testing.assert_array_equal(SpecAugment(2, 5, 1.0, 2, 5, 1.0)(x, training=False), x)
 
 
 def test_masks_differ_per_example_and_follow_their_probability():
     x = np.ones((256, 20, 30, 1), np.float32)
     out = np.asarray(SpecAugment(1, 8, 0.5, 0, 0, 0.0, seed=2)(x, training=True))
-    masked_rows = (out[:, :, 0, 0] == 0)
+    masked_rows = out[:, :, 0, 0] == 0
     hit = masked_rows.any(axis=1)
     assert 0.3 < hit.mean() < 0.6  # p 0.5, minus the zero-width draws
     assert len({tuple(r) for r in masked_rows[hit]}) > 20  # each example draws its own band

@@ -24,8 +24,13 @@ KERNELS = {
     "pretrain-xc-tpu": {"tpu": True, "internet": True, "recipe": "pretrain_xc.yaml"},
 }
 # kaggle-api docs/kernels_metadata.md: required fields and their allowed values.
-REQUIRED = {"id": None, "title": None, "code_file": None, "language": ("python", "r", "rmarkdown"),
-            "kernel_type": ("script", "notebook")}
+REQUIRED = {
+    "id": None,
+    "title": None,
+    "code_file": None,
+    "language": ("python", "r", "rmarkdown"),
+    "kernel_type": ("script", "notebook"),
+}
 BOOLEANS = ("is_private", "enable_gpu", "enable_tpu", "enable_internet")
 LISTS = {"dataset_sources": 2, "competition_sources": 1, "kernel_sources": 2, "model_sources": 5}
 
@@ -54,7 +59,9 @@ def test_kernel_metadata_has_what_kaggle_requires(slug):
         assert meta.get(field), f"{slug}: {field} is required"
         assert allowed is None or meta[field] in allowed, f"{slug}: {field}={meta[field]!r}"
     assert meta["id"] == f"birdtpu/{slug}"
-    assert re.sub(r"[^a-z0-9]+", "-", meta["title"].lower()).strip("-") == slug  # Kaggle's slug of the title
+    assert (
+        re.sub(r"[^a-z0-9]+", "-", meta["title"].lower()).strip("-") == slug
+    )  # Kaggle's slug of the title
     assert meta["kernel_type"] == "notebook" and meta["code_file"] == f"{slug}.ipynb"
     assert all(isinstance(meta[b], bool) for b in BOOLEANS)
     for key, parts in LISTS.items():
@@ -66,29 +73,40 @@ def test_kernel_metadata_has_what_kaggle_requires(slug):
 @pytest.mark.parametrize("slug", KERNELS)
 def test_kernel_runs_where_it_should(slug):
     meta, want = metadata(slug), KERNELS[slug]
-    assert (meta["enable_tpu"], meta["enable_gpu"], meta["enable_internet"]) == (want["tpu"], False, want["internet"])
+    assert (meta["enable_tpu"], meta["enable_gpu"], meta["enable_internet"]) == (
+        want["tpu"],
+        False,
+        want["internet"],
+    )
     assert f"birdtpu/{bk.CODE_DATASET_SLUG}" in meta["dataset_sources"]
     assert "birdclef-2024" in meta["competition_sources"]
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("title", None, "title"),
-    ("code_file", "absent.ipynb", "code_file"),
-    ("language", "julia", "language"),
-    ("kernel_type", "app", "kernel_type"),
-    ("id", "no-owner", "id"),
-    ("id", "birdtpu/another-slug", "slug"),
-    ("enable_internet", "yes", "enable_internet"),
-    ("enable_gpu", True, "choose one accelerator"),
-    ("dataset_sources", ["no-owner"], "dataset_sources"),
-    ("competition_sources", ["owner/slug"], "competition_sources"),
-    ("enable_internt", False, "unknown field 'enable_internt'"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("title", None, "title"),
+        ("code_file", "absent.ipynb", "code_file"),
+        ("language", "julia", "language"),
+        ("kernel_type", "app", "kernel_type"),
+        ("id", "no-owner", "id"),
+        ("id", "birdtpu/another-slug", "slug"),
+        ("enable_internet", "yes", "enable_internet"),
+        ("enable_gpu", True, "choose one accelerator"),
+        ("dataset_sources", ["no-owner"], "dataset_sources"),
+        ("competition_sources", ["owner/slug"], "competition_sources"),
+        ("enable_internt", False, "unknown field 'enable_internt'"),
+    ],
+)
 def test_kernel_metadata_check_names_the_problem(tmp_path, field, value, message):
     folder = ROOT / "kernels" / "birdclef24-train-tpu"
     meta = {**metadata(folder.name), field: value}
-    (tmp_path / bk.KERNEL_METADATA).write_text(json.dumps({k: v for k, v in meta.items() if v is not None}))
-    (tmp_path / meta["code_file"] if field != "code_file" else tmp_path / "x.ipynb").write_text("{}")
+    (tmp_path / bk.KERNEL_METADATA).write_text(
+        json.dumps({k: v for k, v in meta.items() if v is not None})
+    )
+    (tmp_path / meta["code_file"] if field != "code_file" else tmp_path / "x.ipynb").write_text(
+        "{}"
+    )
     with pytest.raises(BirdtpuError, match=re.escape(message)):
         bk.check_kernel_metadata(tmp_path)
 
@@ -111,8 +129,9 @@ def test_notebook_is_valid_and_starts_with_install_and_config(slug):
 @pytest.mark.parametrize("slug", KERNELS)
 def test_notebook_reads_only_attached_inputs(slug):
     meta = metadata(slug)
-    attached = ({ref.split("/")[-1] for ref in meta["dataset_sources"] + meta["kernel_sources"]}
-                | set(meta["competition_sources"]))
+    attached = {
+        ref.split("/")[-1] for ref in meta["dataset_sources"] + meta["kernel_sources"]
+    } | set(meta["competition_sources"])
     text = "\n".join(c.source for c in code_cells(slug))
     used = set(re.findall(r"/kaggle/input/([a-z0-9-]+)", text))
     used |= set(re.findall(r'get_gcs_path\("([a-z0-9-]+)"\)', text))
@@ -128,7 +147,9 @@ def test_notebook_recipe_is_in_configs(slug):
 @pytest.fixture(scope="module")
 def code_dataset(tmp_path_factory) -> Path:
     """This checkout's code dataset folder (wheel and recipes), built offline."""
-    return bk.build_code_dataset(tmp_path_factory.mktemp("code") / "birdtpu-code", "someone/birdtpu-code", src=ROOT)
+    return bk.build_code_dataset(
+        tmp_path_factory.mktemp("code") / "birdtpu-code", "someone/birdtpu-code", src=ROOT
+    )
 
 
 REPORT = """
@@ -148,16 +169,34 @@ def test_install_and_config_cells_run_offline(tmp_path, code_dataset, slug):
     for folder in (target, data):
         folder.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "PIP_", "BIRDTPU_"))}
-    env.update(BIRDTPU_LOCAL_SRC=str(code_dataset), BIRDTPU_DATA_ROOT=str(data), BIRDTPU_OUTPUT_DIR=str(out),
-               BIRDTPU_MODELS_DIR=str(models), PIP_TARGET=str(target), PYTHONPATH=str(target),
-               PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", HOME=str(tmp_path),
-               HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=240)
+    env.update(
+        BIRDTPU_LOCAL_SRC=str(code_dataset),
+        BIRDTPU_DATA_ROOT=str(data),
+        BIRDTPU_OUTPUT_DIR=str(out),
+        BIRDTPU_MODELS_DIR=str(models),
+        PIP_TARGET=str(target),
+        PYTHONPATH=str(target),
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        HOME=str(tmp_path),
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        NO_PROXY="",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT ")]
-    report = json.loads(line[len("REPORT "):])
-    assert Path(report["birdtpu"]).is_relative_to(target)  # installed from the wheel, not this checkout
+    report = json.loads(line[len("REPORT ") :])
+    assert Path(report["birdtpu"]).is_relative_to(
+        target
+    )  # installed from the wheel, not this checkout
     assert report["recipe"] == str(code_dataset / KERNELS[slug]["recipe"])
     assert Path(report["run_dir"]).parent == out
     assert not out.exists()  # the config cell only loads; nothing ran

@@ -13,6 +13,7 @@ from sklearn import metrics as skm  # noqa: E402
 
 from birdtpu import metrics as M  # noqa: E402
 from birdtpu.errors import DataError  # noqa: E402
+from birdtpu.metrics import streaming as S  # noqa: E402
 
 TOL = 1e-9
 SEEDS = range(8)
@@ -35,10 +36,14 @@ def notebook_padded_cmap(solution: pd.DataFrame, submission: pd.DataFrame, paddi
     """The BirdCLEF 2023 scoring notebook's padded_cmap."""
     solution = solution.drop(["row_id"], axis=1, errors="ignore")
     submission = submission.drop(["row_id"], axis=1, errors="ignore")
-    new_rows = pd.DataFrame([[1] * len(solution.columns)] * padding_factor, columns=solution.columns)
+    new_rows = pd.DataFrame(
+        [[1] * len(solution.columns)] * padding_factor, columns=solution.columns
+    )
     padded_solution = pd.concat([solution, new_rows]).reset_index(drop=True)
     padded_submission = pd.concat([submission, new_rows]).reset_index(drop=True)
-    return skm.average_precision_score(padded_solution.values, padded_submission.values, average="macro")
+    return skm.average_precision_score(
+        padded_solution.values, padded_submission.values, average="macro"
+    )
 
 
 def kaggle_2024_score(solution: pd.DataFrame, submission: pd.DataFrame):
@@ -255,10 +260,22 @@ def test_align_tables_reorders_rows_and_columns():
         (lambda t, p: (t.drop(index=2), p), r"truth.csv: row_id 'r2' of pred.csv is missing"),
         (lambda t, p: (t, p.drop(columns="b")), r"pred.csv: column 'b' of truth.csv is missing"),
         (lambda t, p: (t, p.assign(z=0.5)), r"truth.csv: column 'z' of pred.csv is missing"),
-        (lambda t, p: (t, p.assign(b=[0.1, np.nan, 0.3, 0.4])), r"pred.csv: row 'r1', column 'b': nan"),
-        (lambda t, p: (t, p.assign(a=["x", 0.2, 0.3, 0.4])), r"pred.csv: row 'r0', column 'a': 'x'"),
-        (lambda t, p: (t.assign(a=[1, 2, 0, 0]), p), r"truth.csv: row 'r1', column 'a': truth must be 0 or 1"),
-        (lambda t, p: (t, p.assign(row_id=["r0", "r0", "r2", "r3"])), r"pred.csv: row_id 'r0' appears more"),
+        (
+            lambda t, p: (t, p.assign(b=[0.1, np.nan, 0.3, 0.4])),
+            r"pred.csv: row 'r1', column 'b': nan",
+        ),
+        (
+            lambda t, p: (t, p.assign(a=["x", 0.2, 0.3, 0.4])),
+            r"pred.csv: row 'r0', column 'a': 'x'",
+        ),
+        (
+            lambda t, p: (t.assign(a=[1, 2, 0, 0]), p),
+            r"truth.csv: row 'r1', column 'a': truth must be 0 or 1",
+        ),
+        (
+            lambda t, p: (t, p.assign(row_id=["r0", "r0", "r2", "r3"])),
+            r"pred.csv: row_id 'r0' appears more",
+        ),
         (lambda t, p: (t.drop(columns="row_id"), p), r"truth.csv: no `row_id` column"),
     ],
 )
@@ -276,13 +293,17 @@ def test_file_level_max_and_mean():
     out = M.file_level(df, "max")
     assert list(out["row_id"]) == ["XC_2", "soundscape_1"]
     np.testing.assert_allclose(out[["a", "b"]].to_numpy(), [[0.4, 0.2], [0.5, 0.9]])
-    np.testing.assert_allclose(M.file_level(df, "mean")[["a", "b"]].to_numpy(), [[0.3, 0.1], [0.3, 0.5]])
+    np.testing.assert_allclose(
+        M.file_level(df, "mean")[["a", "b"]].to_numpy(), [[0.3, 0.1], [0.3, 0.5]]
+    )
 
 
 @pytest.mark.parametrize("bad_id", ["soundscape", "soundscape_1_end"])
 def test_file_level_rejects_bad_row_ids(bad_id):
     df = frame([[0.1], [0.2]], ["a"], ["s_5", bad_id])
-    with pytest.raises(DataError, match=f"oof.csv: row_id '{bad_id}' is not <soundscape>_<end second>"):
+    with pytest.raises(
+        DataError, match=f"oof.csv: row_id '{bad_id}' is not <soundscape>_<end second>"
+    ):
         M.file_level(df, "max", "oof.csv")
 
 
@@ -304,11 +325,11 @@ KERAS_TOL = 1e-6  # float32 state and arithmetic (TPUs have no float64) against 
 
 def keras_cases():
     return [
-        (lambda c: M.MacroROCAUC(c, capacity=256), M.macro_roc_auc),
-        (lambda c: M.MacroPRAUC(c, capacity=256), M.macro_pr_auc),
-        (lambda c: M.PaddedCMAP(c, capacity=256), M.padded_cmap),
-        (lambda c: M.LWLRAP(c), M.lwlrap),
-        (lambda c: M.TopKAccuracy(3), lambda y, s: M.top_k_accuracy(y, s, k=3)),
+        (lambda c: S.MacroROCAUC(c, capacity=256), M.macro_roc_auc),
+        (lambda c: S.MacroPRAUC(c, capacity=256), M.macro_pr_auc),
+        (lambda c: S.PaddedCMAP(c, capacity=256), M.padded_cmap),
+        (lambda c: S.LWLRAP(c), M.lwlrap),
+        (lambda c: S.TopKAccuracy(3), lambda y, s: M.top_k_accuracy(y, s, k=3)),
     ]
 
 
@@ -326,7 +347,7 @@ def test_keras_metric_in_batches_equals_numpy(make, reference):
     y, s = float32_case(1)
     metric = make(y.shape[1])
     for i in range(0, len(y), 16):  # uneven last batch
-        metric.update_state(y[i:i + 16], s[i:i + 16])
+        metric.update_state(y[i : i + 16], s[i : i + 16])
     assert float(metric.result()) == pytest.approx(reference(y, s), abs=KERAS_TOL)
     metric.reset_state()
     metric.update_state(y[:50], s[:50])
@@ -339,14 +360,14 @@ def test_keras_metric_zero_weight_rows_are_ignored(make, reference):
     weights = (np.arange(len(y)) % 3 != 0).astype(np.float32)
     metric = make(y.shape[1])
     for i in range(0, len(y), 32):
-        metric.update_state(y[i:i + 32], s[i:i + 32], sample_weight=weights[i:i + 32])
+        metric.update_state(y[i : i + 32], s[i : i + 32], sample_weight=weights[i : i + 32])
     keep = weights > 0
     assert float(metric.result()) == pytest.approx(reference(y[keep], s[keep]), abs=KERAS_TOL)
 
 
 def test_score_buffer_overflow_is_nan_not_silent():
     y, s = float32_case(3, n=40)
-    metric = M.MacroROCAUC(y.shape[1], capacity=32)
+    metric = S.MacroROCAUC(y.shape[1], capacity=32)
     metric.update_state(y[:30], s[:30])
     assert np.isfinite(float(metric.result()))
     metric.update_state(y[30:], s[30:])
@@ -366,8 +387,11 @@ def test_keras_metrics_in_compile_and_evaluate(jit):
     y, s = float32_case(4)
     c = y.shape[1]
     model = keras.Sequential([keras.Input((c,)), keras.layers.Identity()])
-    model.compile(loss="binary_crossentropy", jit_compile=jit,
-                  metrics=[M.MacroROCAUC(c, capacity=256), M.PaddedCMAP(c, capacity=256), M.LWLRAP(c)])
+    model.compile(
+        loss="binary_crossentropy",
+        jit_compile=jit,
+        metrics=[S.MacroROCAUC(c, capacity=256), S.PaddedCMAP(c, capacity=256), S.LWLRAP(c)],
+    )
     logs = model.evaluate(s, y, batch_size=32, return_dict=True, verbose=0)
     assert logs["macro_roc_auc"] == pytest.approx(M.macro_roc_auc(y, s), abs=KERAS_TOL)
     assert logs["padded_cmap"] == pytest.approx(M.padded_cmap(y, s), abs=KERAS_TOL)

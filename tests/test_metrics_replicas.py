@@ -23,6 +23,7 @@ def _worker() -> dict:
     import numpy as np
 
     from birdtpu import metrics as M
+    from birdtpu.metrics import streaming as S
 
     rng = np.random.default_rng(5)
     n, c = 203, 12  # 203 rows in global batches of 16: the last one splits 6 / 5 over the replicas
@@ -32,8 +33,13 @@ def _worker() -> dict:
     y[:, 0] = 0
 
     def metrics():
-        return [M.MacroROCAUC(c, capacity=512), M.MacroPRAUC(c, capacity=512), M.PaddedCMAP(c, capacity=512),
-                M.LWLRAP(c), M.TopKAccuracy(2)]
+        return [
+            S.MacroROCAUC(c, capacity=512),
+            S.MacroPRAUC(c, capacity=512),
+            S.PaddedCMAP(c, capacity=512),
+            S.LWLRAP(c),
+            S.TopKAccuracy(2),
+        ]
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
@@ -45,15 +51,22 @@ def _worker() -> dict:
     def step(yb, sb):
         strategy.run(lambda a, b: [m.update_state(a, b) for m in loop_metrics], (yb, sb))
 
-    for yb, sb in strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((y, s)).batch(16)):
+    for yb, sb in strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices((y, s)).batch(16)
+    ):
         step(yb, sb)
     logs = model.evaluate(s, y, batch_size=16, return_dict=True, verbose=0)
     return {
         "replicas": strategy.num_replicas_in_sync,
-        "rows_per_replica": [float(v) for v in strategy.experimental_local_results(loop_metrics[0].rows.value)],
+        "rows_per_replica": [
+            float(v) for v in strategy.experimental_local_results(loop_metrics[0].rows.value)
+        ],
         "loop": {m.name: float(m.result()) for m in loop_metrics},
         "evaluate": {k: v for k, v in logs.items() if k != "loss"},
-        "numpy": {name: M.METRICS[name](y, s) for name in ("macro_roc_auc", "macro_pr_auc", "padded_cmap", "lwlrap")}
+        "numpy": {
+            name: M.METRICS[name](y, s)
+            for name in ("macro_roc_auc", "macro_pr_auc", "padded_cmap", "lwlrap")
+        }
         | {"top2_accuracy": M.top_k_accuracy(y, s, k=2)},
     }
 
@@ -62,7 +75,9 @@ def _worker() -> dict:
 def test_keras_metrics_across_two_replicas_equal_numpy():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, __file__], capture_output=True, text=True, env=env, cwd=root, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2

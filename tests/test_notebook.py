@@ -25,7 +25,8 @@ def catalog_row(tmp_path, secondary="['eurbla']"):
     audio.mkdir(parents=True)
     (audio / "song.wav").write_bytes(open(CLIP, "rb").read())
     (tmp_path / "train_metadata.csv").write_text(
-        f'primary_label,secondary_labels,filename\ngretit1,"{secondary}",gretit1/song.wav\n')
+        f'primary_label,secondary_labels,filename\ngretit1,"{secondary}",gretit1/song.wav\n'
+    )
     write_table(read_birdclef(str(tmp_path)), str(tmp_path / "table.csv"))
     return read_table(str(tmp_path / "table.csv")).iloc[0]
 
@@ -41,11 +42,15 @@ def test_display_audio_returns_what_it_shows(tmp_path, capsys):
     np.testing.assert_array_equal(shown.wave, wave)
     played, played_rate = sf.read(io.BytesIO(shown.audio.data), dtype="float32")
     assert played_rate == rate and len(played) == len(wave)
-    np.testing.assert_allclose(played, wave / np.abs(wave).max(), atol=2 / 32767)  # normalised for listening
+    np.testing.assert_allclose(
+        played, wave / np.abs(wave).max(), atol=2 / 32767
+    )  # normalised for listening
 
     with Image.open(io.BytesIO(shown.image.data)) as img:
         assert img.format == "PNG" and img.size == (1000, 450)
-        assert len(img.convert("RGB").getcolors(1 << 20) or range(300)) > 256  # a spectrogram, not a blank
+        assert (
+            len(img.convert("RGB").getcolors(1 << 20) or range(300)) > 256
+        )  # a spectrogram, not a blank
 
 
 def test_display_audio_labels_and_limits(tmp_path, capsys):
@@ -53,5 +58,7 @@ def test_display_audio_labels_and_limits(tmp_path, capsys):
     shown = display_audio(row, sample_rate=8000, max_seconds=1.0, show=False)
     assert shown.labels == ["gretit1"] and len(shown.wave) == 8000
     assert capsys.readouterr().out == ""
-    text_row = pd.Series({"filepath": row["filepath"], "label": "gretit1", "labels": "['gretit1', 'blutit']"})
+    text_row = pd.Series(
+        {"filepath": row["filepath"], "label": "gretit1", "labels": "['gretit1', 'blutit']"}
+    )
     assert display_audio(text_row, 8000, 0.5, show=False).labels == ["gretit1", "blutit"]

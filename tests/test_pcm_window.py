@@ -11,7 +11,9 @@ CLASSES = 3
 
 def record(samples: int, clip_id: str = "a/b.ogg") -> tuple[bytes, np.ndarray]:
     pcm = np.random.default_rng(samples).integers(-32768, 32767, samples, dtype=np.int16)
-    return serialize_example(pcm, 16000, np.eye(CLASSES)[1], 1, 0, clip_id, "test", samples / 16000), pcm
+    return serialize_example(
+        pcm, 16000, np.eye(CLASSES)[1], 1, 0, clip_id, "test", samples / 16000
+    ), pcm
 
 
 # byte lengths on both sides of each varint width (1, 2, 3 and 4 bytes), and an empty record
@@ -22,17 +24,23 @@ def test_windows_equal_the_full_parse(samples):
     assert int(header["pcm_at"]) > 0
     full = parse_example(tf.constant(raw), CLASSES)
     np.testing.assert_array_equal(np.round(full["audio"].numpy() * 32767).astype(np.int16), pcm)
-    for start, length in [(0, 10), (samples // 3, 1000), (max(samples - 5, 0), 10), (samples + 3, 4)]:
+    for start, length in [
+        (0, 10),
+        (samples // 3, 1000),
+        (max(samples - 5, 0), 10),
+        (samples + 3, 4),
+    ]:
         window = pcm_window(header, start, length).numpy()
-        np.testing.assert_array_equal(window, pcm[start: start + length])
+        np.testing.assert_array_equal(window, pcm[start : start + length])
     assert int(header["num_samples"]) == samples and header["id"].numpy() == b"a/b.ogg"
 
 
 def test_id_length_moves_the_outer_prefix_not_the_window():
     for clip_id in ["x", "y" * 200, "z" * 20000]:
         raw, pcm = record(5000, clip_id)
-        np.testing.assert_array_equal(pcm_window(parse_header(tf.constant(raw), CLASSES), 100, 50).numpy(),
-                                      pcm[100:150])
+        np.testing.assert_array_equal(
+            pcm_window(parse_header(tf.constant(raw), CLASSES), 100, 50).numpy(), pcm[100:150]
+        )
 
 
 def test_a_record_laid_out_otherwise_is_parsed_in_full():
@@ -49,6 +57,8 @@ def test_a_record_laid_out_otherwise_is_parsed_in_full():
 def test_windows_inside_a_dataset_map():
     raws = [record(n)[0] for n in (100, 20000, 0)]
     pcms = [record(n)[1] for n in (100, 20000, 0)]
-    ds = tf.data.Dataset.from_tensor_slices(raws).map(lambda r: pcm_window(parse_header(r, None), 50, 64))
+    ds = tf.data.Dataset.from_tensor_slices(raws).map(
+        lambda r: pcm_window(parse_header(r, None), 50, 64)
+    )
     for got, pcm in zip(ds, pcms):
         np.testing.assert_array_equal(got.numpy(), pcm[50:114])

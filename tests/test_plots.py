@@ -37,9 +37,16 @@ def long_tail_table():
     rows = []
     for n, label in zip([60, 25, 9, 3, 1], CLASSES):
         for i in range(n):
-            rows.append({"filepath": f"/a/{label}_{i}.ogg", "filename": f"{label}_{i}.ogg", "label": label,
-                         "labels": [label], "source": "birdclef2024" if i % 3 else "xc-am",
-                         "fold": -1 if n < 3 else int(rng.integers(0, 4))})
+            rows.append(
+                {
+                    "filepath": f"/a/{label}_{i}.ogg",
+                    "filename": f"{label}_{i}.ogg",
+                    "label": label,
+                    "labels": [label],
+                    "source": "birdclef2024" if i % 3 else "xc-am",
+                    "fold": -1 if n < 3 else int(rng.integers(0, 4)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -59,32 +66,49 @@ def test_class_distribution_counts_equal_the_catalog(tmp_path, capsys):
     fig, _, _ = command.figure(parse("classes", "--table", path, "--min", "5", "--max", "40"))
     ax = plots.axes(fig, "classes")
     names = [t.get_text() for t in ax.get_xticklabels()]
-    assert names == ["amerob", "barswa", "comrav", "eurwre", "houspa"]  # the long tail, most rows first
+    assert names == [
+        "amerob",
+        "barswa",
+        "comrav",
+        "eurwre",
+        "houspa",
+    ]  # the long tail, most rows first
     per_source = {c.get_label(): bar_heights(c) for c in ax.containers}
     expected = pd.crosstab(df["label"], df["source"]).loc[names]
     assert set(per_source) == {"birdclef2024", "xc-am"}
     for source, heights in per_source.items():
         np.testing.assert_array_equal(heights, expected[source].to_numpy())
-    np.testing.assert_array_equal(sum(per_source.values()), df["label"].value_counts()[names].to_numpy())
+    np.testing.assert_array_equal(
+        sum(per_source.values()), df["label"].value_counts()[names].to_numpy()
+    )
     thresholds = {line.get_label(): line.get_ydata()[0] for line in ax.get_lines()}
     assert thresholds == {"--min 5 (upsampled to)": 5, "--max 40 (downsampled to)": 40}
     folds = plots.axes(fig, "folds").get_images()[0].get_array()
-    np.testing.assert_array_equal(folds, pd.crosstab(df["label"], df["fold"]).loc[names].to_numpy().T)
+    np.testing.assert_array_equal(
+        folds, pd.crosstab(df["label"], df["fold"]).loc[names].to_numpy().T
+    )
     labels = [t.get_text() for t in plots.axes(fig, "folds").get_yticklabels()]
     assert labels[0] == f"train-only ({(df['fold'] < 0).sum()})"
     sources = plots.axes(fig, "sources")
     assert [t.get_text() for t in sources.get_yticklabels()] == ["birdclef2024", "xc-am"]
-    np.testing.assert_array_equal([b.get_width() for b in sources.patches], df["source"].value_counts().to_numpy())
+    np.testing.assert_array_equal(
+        [b.get_width() for b in sources.patches], df["source"].value_counts().to_numpy()
+    )
 
 
 def test_class_thresholds_from_a_recipe(tiny_data, tmp_path):
-    overrides = tiny_overrides(tmp_path, f"data.root={tiny_data[0]}", "data.max_per_class=5", "data.cv_min=2")
+    overrides = tiny_overrides(
+        tmp_path, f"data.root={tiny_data[0]}", "data.max_per_class=5", "data.cv_min=2"
+    )
     argv = ["classes", *[a for o in overrides for a in ("--set", o)]]
     fig, out, what = command.figure(parse(*argv))
     assert out == os.path.join(str(tmp_path), "runs", "tiny", "plots", "classes.png")
     ax = plots.axes(fig, "classes")
     lines = {line.get_label(): line.get_ydata()[0] for line in ax.get_lines()}
-    assert lines == {"data.max_per_class 5 (downsampled to)": 5, "data.cv_min 2 (train-only below)": 2}
+    assert lines == {
+        "data.max_per_class 5 (downsampled to)": 5,
+        "data.cv_min 2 (train-only below)": 2,
+    }
     assert sum(bar_heights(c).sum() for c in ax.containers) == 15 and what == "3 classes, 15 rows"
     assert main(["plot", *argv]) == 0
     assert_png(out)
@@ -92,10 +116,18 @@ def test_class_thresholds_from_a_recipe(tiny_data, tmp_path):
 
 def write_history(run):
     os.makedirs(run)
-    df = pd.DataFrame({"epoch": range(4), "lr": [1e-4, 1e-3, 5e-4, 1e-5], "loss": [2.0, 1.5, 1.1, 0.9],
-                       "auc": [0.6, 0.7, 0.8, 0.85], "val_loss": [2.1, 1.7, 1.4, 1.3],
-                       "val_auc": [0.55, 0.66, 0.7, 0.72],
-                       "val_pr_auc": [0.2, 0.3, 0.35, 0.4], "pr_auc": [0.25, 0.4, 0.5, 0.6]})
+    df = pd.DataFrame(
+        {
+            "epoch": range(4),
+            "lr": [1e-4, 1e-3, 5e-4, 1e-5],
+            "loss": [2.0, 1.5, 1.1, 0.9],
+            "auc": [0.6, 0.7, 0.8, 0.85],
+            "val_loss": [2.1, 1.7, 1.4, 1.3],
+            "val_auc": [0.55, 0.66, 0.7, 0.72],
+            "val_pr_auc": [0.2, 0.3, 0.35, 0.4],
+            "pr_auc": [0.25, 0.4, 0.5, 0.6],
+        }
+    )
     df.to_csv(os.path.join(run, "history.csv"), index=False)
     return df
 
@@ -142,14 +174,20 @@ def test_scores_bars_equal_the_metrics(tmp_path, capsys):
     fig, _, _ = command.figure(parse("scores", "--pred", pred, "--truth", truth, "--worst", "2"))
     per, weight = lwlrap_per_class(y, p)
     per[weight == 0] = np.nan  # houspa has no positives: no lwlrap either
-    for metric, values in (("roc_auc", per_class_roc_auc(y, p)),
-                           ("average_precision", per_class_average_precision(y, p)), ("lwlrap", per)):
+    for metric, values in (
+        ("roc_auc", per_class_roc_auc(y, p)),
+        ("average_precision", per_class_average_precision(y, p)),
+        ("lwlrap", per),
+    ):
         ax = plots.axes(fig, metric)
         shown = [t.get_text() for t in ax.get_xticklabels()]
         defined = {c: v for c, v in zip(CLASSES, values) if not np.isnan(v)}
         assert shown == sorted(defined, key=defined.get)  # lowest first
         np.testing.assert_allclose(bar_heights(ax.containers[0]), [defined[c] for c in shown])
-    assert plots.axes(fig, "lwlrap").get_title() == "lwlrap per class, lowest first (1 undefined, not shown)"
+    assert (
+        plots.axes(fig, "lwlrap").get_title()
+        == "lwlrap per class, lowest first (1 undefined, not shown)"
+    )
     overall = plots.axes(fig, "lwlrap").get_lines()[0].get_ydata()[0]
     assert overall == pytest.approx(lwlrap(y, p))
     worst = plots.axes(fig, "worst")
@@ -175,24 +213,32 @@ def test_timeline_heat_map_equals_the_submission(tmp_path, capsys):
     np.testing.assert_array_equal(image.get_array(), written[:6].T)
     assert tuple(image.get_extent()) == (0.0, 30.0, 2.5, -0.5)
 
-    shuffled = sub.iloc[rng.permutation(len(sub))]  # rows out of order: the windows come in time order
+    shuffled = sub.iloc[
+        rng.permutation(len(sub))
+    ]  # rows out of order: the windows come in time order
     name, ends, classes, got = plots.soundscape_windows(shuffled, "soundscape_22")
     assert (name, list(ends), classes) == ("soundscape_22", [5, 10, 15, 20, 25, 30], CLASSES[:3])
     np.testing.assert_array_equal(got, values[6:])
     top = plots.timeline_figure(name, ends, classes, got, top=2)
     keep = np.sort(np.argsort(-values[6:].max(axis=0))[:2])
-    np.testing.assert_array_equal(plots.axes(top, "timeline").get_images()[0].get_array(), values[6:, keep].T)
+    np.testing.assert_array_equal(
+        plots.axes(top, "timeline").get_images()[0].get_array(), values[6:, keep].T
+    )
 
 
 def test_timeline_errors_are_one_line(tmp_path, capsys):
     path = tmp_path / "bad.csv"
     path.write_text("row_id,a\nsoundscape_x,0.5\n")
     assert main(["plot", "timeline", "--submission", str(path)]) == 2
-    assert capsys.readouterr().err.strip() == ("birdtpu plot: error: row_id 'soundscape_x' is not "
-                                               "<soundscape>_<end second>")
+    assert capsys.readouterr().err.strip() == (
+        "birdtpu plot: error: row_id 'soundscape_x' is not <soundscape>_<end second>"
+    )
     path.write_text("row_id,a\nsc_5,0.5\n")
     assert main(["plot", "timeline", "--submission", str(path), "--soundscape", "other"]) == 2
-    assert "soundscape 'other' is not in the submission (1 soundscapes, e.g. sc)" in capsys.readouterr().err
+    assert (
+        "soundscape 'other' is not in the submission (1 soundscapes, e.g. sc)"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow
@@ -202,8 +248,14 @@ def test_spectrograms_show_what_the_model_sees(tiny_data, tmp_path):
     from birdtpu.data.shards import parse_example, read_manifest
     from birdtpu.layers.frontend import frontend
 
-    overrides = tiny_overrides(tmp_path, f"data.root={tiny_data[0]}", "augment.mixup_prob=1.0",
-                               "augment.time_mask_prob=1.0", "augment.time_masks=3", "augment.time_mask_width=6")
+    overrides = tiny_overrides(
+        tmp_path,
+        f"data.root={tiny_data[0]}",
+        "augment.mixup_prob=1.0",
+        "augment.time_mask_prob=1.0",
+        "augment.time_masks=3",
+        "augment.time_mask_width=6",
+    )
     sets = [a for o in overrides for a in ("--set", o)]
     fig, out, what = command.figure(parse("spectrograms", "--per-class", "2", *sets))
     plots.save_png(fig, out)
@@ -226,7 +278,9 @@ def test_spectrograms_show_what_the_model_sees(tiny_data, tmp_path):
             ax = plots.axes(fig, f"r{i}c{j}")
             image = np.asarray(ax.get_images()[0].get_array())
             caption = ax.get_title().split(": ", 1)[1]
-            if j < 2:  # clean: the first samples of a clip of this class, through the frontend in inference
+            if (
+                j < 2
+            ):  # clean: the first samples of a clip of this class, through the frontend in inference
                 wave, label = records[caption]
                 assert manifest["classes"][label] == name
                 wave = np.pad(wave, (0, samples - len(wave)))[None]
@@ -242,8 +296,10 @@ def test_spectrograms_show_what_the_model_sees(tiny_data, tmp_path):
 
 
 def test_plot_help_imports_neither_tensorflow_nor_matplotlib():
-    code = ("import sys\nfrom birdtpu import cli\ntry:\n    cli.main(['plot', 'spectrograms', '--help'])\n"
-            "except SystemExit:\n    pass\nprint('imported', 'tensorflow' in sys.modules, 'matplotlib' in sys.modules)")
+    code = (
+        "import sys\nfrom birdtpu import cli\ntry:\n    cli.main(['plot', 'spectrograms', '--help'])\n"
+        "except SystemExit:\n    pass\nprint('imported', 'tensorflow' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--per-class" in proc.stdout and proc.stdout.strip().endswith("imported False False")
@@ -256,7 +312,12 @@ def test_spectrograms_of_chosen_classes(tiny_data, tmp_path):
     cfg = load_config(None, tiny_overrides(tmp_path, f"data.root={tiny_data[0]}"))
     sheet = plots.pipeline_spectrograms(cfg, 1, ["syn02ha"], log=lambda *_: None)
     assert sheet.classes == ["syn02ha"] and sheet.clean.shape == (1, 1, 32, 32)
-    assert sheet.clean_titles[0][0].startswith("syn02ha/") and sheet.augmented_titles[0][0].startswith("syn02ha ")
-    assert plots.pipeline_spectrograms(cfg, 1, max_classes=2, log=lambda *_: None).classes == ["syn00wh", "syn01tr"]
+    assert sheet.clean_titles[0][0].startswith("syn02ha/") and sheet.augmented_titles[0][
+        0
+    ].startswith("syn02ha ")
+    assert plots.pipeline_spectrograms(cfg, 1, max_classes=2, log=lambda *_: None).classes == [
+        "syn00wh",
+        "syn01tr",
+    ]
     with pytest.raises(DataError, match="class 'nope' is not a class of"):
         plots.pipeline_spectrograms(cfg, 1, ["nope"], log=lambda *_: None)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import tiny_overrides
 
 from birdtpu.config import load_config
 from birdtpu.data import catalog
@@ -9,7 +10,6 @@ from birdtpu.data.folds import TRAIN_ONLY
 from birdtpu.data.prepare import ensure_shards, load_catalog
 from birdtpu.data.shards import shard_paths
 from birdtpu.errors import DataError
-from conftest import tiny_overrides
 
 
 def quiet(*_):
@@ -23,7 +23,9 @@ def test_catalog_table_with_its_folds_is_sharded_as_given(tiny_data, tmp_path):
     df.loc[0, "fold"] = TRAIN_ONLY
     table = str(tmp_path / "merged.csv")
     catalog.write_table(df, table)
-    cfg = load_config(None, tiny_overrides(tmp_path, f"data.table={table}", "data.root=/nonexistent"))
+    cfg = load_config(
+        None, tiny_overrides(tmp_path, f"data.table={table}", "data.root=/nonexistent")
+    )
     manifest = ensure_shards(cfg, quiet)
     assert manifest["per_fold"] == {"-1": 1, "0": 5, "1": 6, "2": 6}
     train = shard_paths(cfg.shard_dir, manifest, exclude=[0])
@@ -41,7 +43,9 @@ def test_sampling_and_rare_classes(tiny_data, tmp_path):
 
 
 def test_other_formats_need_their_metadata(tmp_path):
-    cfg = load_config(None, tiny_overrides(tmp_path, "data.format=fat2019-curated", f"data.root={tmp_path}/fat"))
+    cfg = load_config(
+        None, tiny_overrides(tmp_path, "data.format=fat2019-curated", f"data.root={tmp_path}/fat")
+    )
     with pytest.raises(DataError, match="train_curated.csv"):
         ensure_shards(cfg, quiet)
     cfg = load_config(None, tiny_overrides(tmp_path, "data.format=nope"))

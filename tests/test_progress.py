@@ -14,8 +14,10 @@ from birdtpu.data import catalog
 from birdtpu.progress import Progress
 
 CLIP = os.path.join(os.path.dirname(__file__), "data", "catalog", "audio", "2021-B32-0415_05-3.wav")
-LINE = re.compile(r"^(?P<name>.+): (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+) \((?P<pct>\d+)%\)"
-                  r"(?P<audio>, .+ h of audio, .+ audio-h/min)?, \d+ s elapsed, ~(\d+|nan) s left$")
+LINE = re.compile(
+    r"^(?P<name>.+): (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+) \((?P<pct>\d+)%\)"
+    r"(?P<audio>, .+ h of audio, .+ audio-h/min)?, \d+ s elapsed, ~(\d+|nan) s left$"
+)
 
 
 def test_plain_lines_count_and_time():
@@ -23,8 +25,14 @@ def test_plain_lines_count_and_time():
     progress = Progress(3, lines.append, every=0, name="stack", unit="folds")
     for _ in range(3):
         progress.advance()
-    assert [LINE.match(x).group("done", "pct") for x in lines] == [("1", "33"), ("2", "67"), ("3", "100")]
-    assert all(LINE.match(x).group("name", "unit", "audio") == ("stack", "folds", None) for x in lines)
+    assert [LINE.match(x).group("done", "pct") for x in lines] == [
+        ("1", "33"),
+        ("2", "67"),
+        ("3", "100"),
+    ]
+    assert all(
+        LINE.match(x).group("name", "unit", "audio") == ("stack", "folds", None) for x in lines
+    )
     timed = Progress(2, lines.append, every=0)
     timed.advance(1, 5400.0)
     assert LINE.match(lines[-1]).group("audio").startswith(", 1.50 h of audio, ")
@@ -70,7 +78,9 @@ def test_catalog_audio_check_counts_files_and_seconds(tmp_path, capsys):
     (root / "train_metadata.csv").write_text("primary_label,secondary_labels,filename\n" + rows)
     df = catalog.read_birdclef(str(root))
     lines = []
-    with Progress(df["filepath"].nunique(), lines.append, every=0, name="catalog: check-audio") as progress:
+    with Progress(
+        df["filepath"].nunique(), lines.append, every=0, name="catalog: check-audio"
+    ) as progress:
         kept, dropped = catalog.drop_unusable(df, 1, progress)
     assert len(kept) == 2 and dropped["reason"].tolist() == ["unusable audio"]
     assert progress.done == 3 and progress.seconds == pytest.approx(kept["duration"].sum())
@@ -89,13 +99,31 @@ def test_stack_still_reports_each_fold(tmp_path, capsys):
     y = (rng.random((60, 3)) < 0.4).astype(int)
     ids = [f"r{i}" for i in range(60)]
     paths = []
-    for name, values in (("truth", y), ("a", y * 0.6 + rng.random(y.shape) * 0.4), ("b", rng.random(y.shape))):
+    for name, values in (
+        ("truth", y),
+        ("a", y * 0.6 + rng.random(y.shape) * 0.4),
+        ("b", rng.random(y.shape)),
+    ):
         table = pd.DataFrame(values, columns=["x", "y", "z"])
         table.insert(0, "row_id", ids)
         paths.append(str(tmp_path / f"{name}.csv"))
         table.to_csv(paths[-1], index=False)
-    argv = ["stack", "--oof", paths[1], paths[2], "--truth", paths[0], "--out", str(tmp_path / "out"),
-            "--folds", "2", "--max-epochs", "3", "--patience", "1"]
+    argv = [
+        "stack",
+        "--oof",
+        paths[1],
+        paths[2],
+        "--truth",
+        paths[0],
+        "--out",
+        str(tmp_path / "out"),
+        "--folds",
+        "2",
+        "--max-epochs",
+        "3",
+        "--patience",
+        "1",
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert re.search(r"^stack: fold 1/2: stacker best epoch \d+$", err, re.M)

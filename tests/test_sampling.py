@@ -10,7 +10,9 @@ from birdtpu.errors import DataError
 
 def table(counts: dict[str, int]) -> pd.DataFrame:
     labels = [label for label, n in counts.items() for _ in range(n)]
-    return pd.DataFrame({"label": labels, "filepath": [f"/a/{label}/{i}.ogg" for i, label in enumerate(labels)]})
+    return pd.DataFrame(
+        {"label": labels, "filepath": [f"/a/{label}/{i}.ogg" for i, label in enumerate(labels)]}
+    )
 
 
 COUNTS = {"common": 40, "mid": 12, "few": 4, "two": 2, "one": 1}
@@ -18,8 +20,13 @@ COUNTS = {"common": 40, "mid": 12, "few": 4, "two": 2, "one": 1}
 
 def test_filter_rare_marks_classes_under_the_threshold():
     df = sampling.filter_rare(table(COUNTS), 5)
-    assert df.groupby("label")["cv"].all().to_dict() == {"common": True, "mid": True, "few": False, "two": False,
-                                                         "one": False}
+    assert df.groupby("label")["cv"].all().to_dict() == {
+        "common": True,
+        "mid": True,
+        "few": False,
+        "two": False,
+        "one": False,
+    }
     again = sampling.filter_rare(df.assign(cv=df["label"] != "mid"), 2)
     assert not again.loc[again["label"] == "mid", "cv"].any()  # an earlier False stays False
     assert again.loc[again["label"] == "two", "cv"].all()
@@ -28,9 +35,15 @@ def test_filter_rare_marks_classes_under_the_threshold():
 def test_upsample_reaches_the_minimum_with_copies_of_the_same_class():
     df = table(COUNTS)
     up = sampling.upsample(df, 10, seed=0)
-    assert up["label"].value_counts().to_dict() == {"common": 40, "mid": 12, "few": 10, "two": 10, "one": 10}
+    assert up["label"].value_counts().to_dict() == {
+        "common": 40,
+        "mid": 12,
+        "few": 10,
+        "two": 10,
+        "one": 10,
+    }
     pd.testing.assert_frame_equal(up.iloc[: len(df)], df)  # originals first, untouched
-    copies = up.iloc[len(df):]
+    copies = up.iloc[len(df) :]
     original = dict(zip(df["filepath"], df["label"]))
     assert all(original[p] == label for p, label in zip(copies["filepath"], copies["label"]))
     assert copies["label"].tolist() == ["few"] * 6 + ["one"] * 9 + ["two"] * 8  # sorted by class
@@ -51,7 +64,13 @@ def test_upsample_without_rare_classes_changes_nothing():
 def test_downsample_caps_classes_with_a_seeded_subset_in_order():
     df = table(COUNTS)
     down = sampling.downsample(df, 5, seed=0)
-    assert down["label"].value_counts().to_dict() == {"common": 5, "mid": 5, "few": 4, "two": 2, "one": 1}
+    assert down["label"].value_counts().to_dict() == {
+        "common": 5,
+        "mid": 5,
+        "few": 4,
+        "two": 2,
+        "one": 1,
+    }
     position = {p: i for i, p in enumerate(df["filepath"])}
     kept = [position[p] for p in down["filepath"]]
     assert kept == sorted(kept)  # original order, no row twice
@@ -65,9 +84,14 @@ def test_downsample_then_upsample_bounds_every_class():
     assert counts.min() >= 3 and counts.max() <= 8
 
 
-@pytest.mark.parametrize("step", [lambda df: sampling.filter_rare(df, 3, column="nope"),
-                                  lambda df: sampling.upsample(df, 3, 0, column="nope"),
-                                  lambda df: sampling.downsample(df, 3, 0, column="nope")])
+@pytest.mark.parametrize(
+    "step",
+    [
+        lambda df: sampling.filter_rare(df, 3, column="nope"),
+        lambda df: sampling.upsample(df, 3, 0, column="nope"),
+        lambda df: sampling.downsample(df, 3, 0, column="nope"),
+    ],
+)
 def test_missing_column(step):
     with pytest.raises(DataError, match="no column 'nope'"):
         step(table(COUNTS))
@@ -76,5 +100,7 @@ def test_missing_column(step):
 def test_class_order_does_not_depend_on_row_order():
     df = table({"a": 2, "b": 2, "c": 9})
     shuffled = df.iloc[np.random.default_rng(0).permutation(len(df))].reset_index(drop=True)
-    assert (sampling.upsample(df, 4, 0)["label"].value_counts().to_dict()
-            == sampling.upsample(shuffled, 4, 0)["label"].value_counts().to_dict())
+    assert (
+        sampling.upsample(df, 4, 0)["label"].value_counts().to_dict()
+        == sampling.upsample(shuffled, 4, 0)["label"].value_counts().to_dict()
+    )

@@ -48,15 +48,19 @@ def test_equals_explicit_einsum(filters, use_bias):
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_equals_tf_keras_locally_connected_1d(filters, use_bias):
     tf_keras = pytest.importorskip(
-        "tf_keras", reason="tf_keras (pip install tf-keras==2.17.0) holds the reference LocallyConnected1D; "
-        "test_equals_explicit_einsum still checks the layer")
+        "tf_keras",
+        reason="tf_keras (pip install tf-keras==2.17.0) holds the reference LocallyConnected1D; "
+        "test_equals_explicit_einsum still checks the layer",
+    )
     layer, weights = random_layer(filters, use_bias)
     reference = tf_keras.layers.LocallyConnected1D(filters, 1, use_bias=use_bias)
     reference.build((None, CLASSES, MODELS))
     assert [w.shape for w in reference.get_weights()] == [w.shape for w in weights]  # same layout
     reference.set_weights(weights)
     x = random_input()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), reference(x).numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(x)), reference(x).numpy(), rtol=0, atol=1e-5
+    )
 
 
 def test_one_hot_initialiser_and_unit_norm_constraint():
@@ -64,15 +68,22 @@ def test_one_hot_initialiser_and_unit_norm_constraint():
     expected = np.zeros((CLASSES, MODELS, 1))
     expected[:, -1] = 1
     np.testing.assert_array_equal(kernel, expected)
-    assert keras.ops.convert_to_numpy(OneHot(1)((2, 3, 2)))[:, :, 0].tolist() == [[0, 1, 0], [0, 1, 0]]
-    layer = PerClassWeighting(kernel_initializer=OneHot(-1), kernel_constraint=keras.constraints.UnitNorm(axis=1))
+    assert keras.ops.convert_to_numpy(OneHot(1)((2, 3, 2)))[:, :, 0].tolist() == [
+        [0, 1, 0],
+        [0, 1, 0],
+    ]
+    layer = PerClassWeighting(
+        kernel_initializer=OneHot(-1), kernel_constraint=keras.constraints.UnitNorm(axis=1)
+    )
     model = keras.Sequential([keras.Input((CLASSES, MODELS)), layer, keras.layers.Flatten()])
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
     x = random_input(batch=32)
     model.fit(x, np.random.default_rng(2).random((32, CLASSES)), epochs=2, verbose=0)
     kernel = keras.ops.convert_to_numpy(layer.kernel)
     assert not np.allclose(kernel, expected)  # it trained
-    np.testing.assert_allclose(np.linalg.norm(kernel, axis=1), 1.0, atol=1e-5)  # per class, over models
+    np.testing.assert_allclose(
+        np.linalg.norm(kernel, axis=1), 1.0, atol=1e-5
+    )  # per class, over models
 
 
 def test_shifted_tanh_is_a_scaled_sigmoid():
@@ -80,7 +91,9 @@ def test_shifted_tanh_is_a_scaled_sigmoid():
     for offset, scale in [(1.6, 1.0), (0.5, 2.0)]:
         out = keras.ops.convert_to_numpy(ShiftedTanh(offset, scale)(x))
         np.testing.assert_allclose(out, 1 / (1 + np.exp(-2 * scale * (x - offset))), atol=1e-6)
-    assert float(ShiftedTanh()(np.zeros(1, np.float32))[0]) == pytest.approx(1 / (1 + np.exp(3.2)), abs=1e-7)
+    assert float(ShiftedTanh()(np.zeros(1, np.float32))[0]) == pytest.approx(
+        1 / (1 + np.exp(3.2)), abs=1e-7
+    )
 
 
 def test_static_shapes_required():
@@ -91,8 +104,12 @@ def test_static_shapes_required():
 
 def test_serialization_round_trip(tmp_path):
     inputs = keras.Input((CLASSES, MODELS))
-    x = PerClassWeighting(2, kernel_initializer=OneHot(0), kernel_constraint=keras.constraints.UnitNorm(axis=1),
-                          name="weights")(inputs)
+    x = PerClassWeighting(
+        2,
+        kernel_initializer=OneHot(0),
+        kernel_constraint=keras.constraints.UnitNorm(axis=1),
+        name="weights",
+    )(inputs)
     outputs = ShiftedTanh(1.2, 0.7, name="head")(x)
     model = keras.Model(inputs, outputs)
     layer = model.get_layer("weights")
@@ -105,7 +122,9 @@ def test_serialization_round_trip(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     x = random_input()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x)), atol=1e-6
+    )
     assert loaded.get_layer("head").get_config()["offset"] == 1.2
 
 
@@ -113,9 +132,14 @@ def test_jit_compile():
     layer, _ = random_layer(2, True)
     x = random_input()
     compiled = tf.function(lambda t: ShiftedTanh()(layer(t)), jit_compile=True)
-    np.testing.assert_allclose(compiled(tf.constant(x)).numpy(),
-                               keras.ops.convert_to_numpy(ShiftedTanh()(layer(x))), atol=1e-6)
-    model = keras.Sequential([keras.Input((CLASSES, MODELS)), PerClassWeighting(), keras.layers.Flatten()])
+    np.testing.assert_allclose(
+        compiled(tf.constant(x)).numpy(),
+        keras.ops.convert_to_numpy(ShiftedTanh()(layer(x))),
+        atol=1e-6,
+    )
+    model = keras.Sequential(
+        [keras.Input((CLASSES, MODELS)), PerClassWeighting(), keras.layers.Flatten()]
+    )
     model.compile(optimizer="adam", loss="mse", jit_compile=True)
     history = model.fit(x, np.zeros((len(x), CLASSES)), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

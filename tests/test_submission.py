@@ -10,7 +10,12 @@ import pytest
 
 from birdtpu.errors import DataError
 from birdtpu.infer.scoring import align_windows, score_against_truth, split_ids
-from birdtpu.infer.submission import like_sample, sample_columns, validate_submission, write_submission
+from birdtpu.infer.submission import (
+    like_sample,
+    sample_columns,
+    validate_submission,
+    write_submission,
+)
 
 CLASSES = ["b", "a", "c"]
 
@@ -39,7 +44,9 @@ def test_a_sample_class_the_model_lacks_is_an_error_and_extra_model_classes_are_
     sample.write_text("row_id,a,b\n")
     notes = []
     out = like_sample(table(), str(sample), log=notes.append)
-    assert list(out.columns) == ["row_id", "a", "b"] and "1 class(es)" in notes[0] and "'c'" not in out
+    assert (
+        list(out.columns) == ["row_id", "a", "b"] and "1 class(es)" in notes[0] and "'c'" not in out
+    )
 
 
 def test_a_missing_sample_submission_is_named(tmp_path):
@@ -47,14 +54,17 @@ def test_a_missing_sample_submission_is_named(tmp_path):
         sample_columns(str(tmp_path / "nope.csv"))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda t: t.assign(row_id=["s_5", "s_5"]), "duplicate row_id 's_5'"),
-    (lambda t: t.drop(columns="a"), "missing column"),
-    (lambda t: t.assign(a=[0.5, np.nan]), "row 's_10', column 'a': nan is NaN"),
-    (lambda t: t.assign(c=[1.5, 0.5]), "row 's_5', column 'c': 1.5 is outside"),
-    (lambda t: t.assign(b=[-0.1, 0.5]), "column 'b': -0.1 is outside"),
-    (lambda t: t.assign(b=["x", "0.5"]), "column 'b' holds values that are not numbers"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.assign(row_id=["s_5", "s_5"]), "duplicate row_id 's_5'"),
+        (lambda t: t.drop(columns="a"), "missing column"),
+        (lambda t: t.assign(a=[0.5, np.nan]), "row 's_10', column 'a': nan is NaN"),
+        (lambda t: t.assign(c=[1.5, 0.5]), "row 's_5', column 'c': 1.5 is outside"),
+        (lambda t: t.assign(b=[-0.1, 0.5]), "column 'b': -0.1 is outside"),
+        (lambda t: t.assign(b=["x", "0.5"]), "column 'b' holds values that are not numbers"),
+    ],
+)
 def test_invalid_submissions_are_refused_with_the_row_and_column(change, message):
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace("[", r"\[")):
         validate_submission(change(table()), CLASSES)
@@ -102,7 +112,9 @@ def test_same_windows_align_row_by_row():
 
 
 def test_shorter_windows_are_maxed_over_each_truth_window():
-    truth = table(ids=("s_5", "s_10", "s_12"), values=np.eye(3))  # a 12-s recording in 5-s truth rows
+    truth = table(
+        ids=("s_5", "s_10", "s_12"), values=np.eye(3)
+    )  # a 12-s recording in 5-s truth rows
     ends = [2, 4, 6, 8, 10, 12]
     values = np.zeros((6, 3))
     values[:, 0] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
@@ -115,11 +127,20 @@ def test_shorter_windows_are_maxed_over_each_truth_window():
 
 def test_scoring_skips_recordings_without_truth_and_scores_files_when_aggregated(tmp_path):
     truth_path = tmp_path / "labels.csv"
-    table(ids=("s_5", "s_10", "t_5", "t_10"), values=np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
-          ).to_csv(truth_path, index=False)
-    pred = table(ids=("s_5", "s_10", "u_5"), values=np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]))
-    out = score_against_truth(pred, str(truth_path), CLASSES, SimpleNamespace(aggregate="none", window_seconds=5.0))
+    table(
+        ids=("s_5", "s_10", "t_5", "t_10"),
+        values=np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]]),
+    ).to_csv(truth_path, index=False)
+    pred = table(
+        ids=("s_5", "s_10", "u_5"),
+        values=np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]),
+    )
+    out = score_against_truth(
+        pred, str(truth_path), CLASSES, SimpleNamespace(aggregate="none", window_seconds=5.0)
+    )
     assert out == {"macro_roc_auc": 1.0, "truth_rows": 2}
     files = table(ids=("s", "t"), values=np.array([[0.9, 0.9, 0.1], [0.8, 0.1, 0.9]]))
-    out = score_against_truth(files, str(truth_path), CLASSES, SimpleNamespace(aggregate="max", window_seconds=5.0))
+    out = score_against_truth(
+        files, str(truth_path), CLASSES, SimpleNamespace(aggregate="max", window_seconds=5.0)
+    )
     assert out["truth_rows"] == 2 and out["macro_roc_auc"] == 1.0  # classes with both labels: b, c

@@ -10,8 +10,18 @@ from birdtpu.data.synth import SHAPES, make_species, render_call, write_dataset
 
 
 def small(**kw):
-    return SynthConfig(**{"num_species": 4, "clips_per_species": 3, "min_seconds": 1.0, "max_seconds": 2.0,
-                          "num_soundscapes": 1, "soundscape_seconds": 12.0, "secondary_prob": 0.5, **kw})
+    return SynthConfig(
+        **{
+            "num_species": 4,
+            "clips_per_species": 3,
+            "min_seconds": 1.0,
+            "max_seconds": 2.0,
+            "num_soundscapes": 1,
+            "soundscape_seconds": 12.0,
+            "secondary_prob": 0.5,
+            **kw,
+        }
+    )
 
 
 def test_species_differ_in_shape_and_band():
@@ -22,7 +32,11 @@ def test_species_differ_in_shape_and_band():
         call = render_call(sp, 32000, np.random.default_rng(0))
         spec = np.abs(np.fft.rfft(call)) ** 2
         freqs = np.fft.rfftfreq(len(call), 1 / 32000)
-        lo, hi = (sp.f_low / 2, sp.f_high) if sp.shape == "harmonic" else (sp.f_low * 0.9, sp.f_high * 1.1)
+        lo, hi = (
+            (sp.f_low / 2, sp.f_high)
+            if sp.shape == "harmonic"
+            else (sp.f_low * 0.9, sp.f_high * 1.1)
+        )
         in_band = spec[(freqs >= lo) & (freqs <= hi)].sum() / spec.sum()
         assert in_band > 0.6, (sp, in_band)
 

@@ -21,7 +21,14 @@ from PIL import Image
 from birdtpu import __version__
 from birdtpu.config import load_config, save_config
 from birdtpu.errors import BirdtpuError
-from birdtpu.tracking import AudioClip, Picture, Tracker, wandb_key, worst_clips_table, write_model_card
+from birdtpu.tracking import (
+    AudioClip,
+    Picture,
+    Tracker,
+    wandb_key,
+    worst_clips_table,
+    write_model_card,
+)
 
 KEY = "0123456789abcdef0123456789abcdef01234567"  # a made-up 40-character key
 CLASSES = ["amerob", "barswa", "comrav"]
@@ -38,7 +45,9 @@ def offline_env(tmp_path, monkeypatch):
         monkeypatch.setenv(name, DEAD_PROXY)
     monkeypatch.setenv("NO_PROXY", "")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_MODE", "offline")  # what a recipe asks for still wins; this guards the rest
+    monkeypatch.setenv(
+        "WANDB_MODE", "offline"
+    )  # what a recipe asks for still wins; this guards the rest
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     return wandb_home
@@ -49,8 +58,11 @@ def config(tmp_path, mode, *extra):
 
 
 def files_under(folder):
-    return sorted(os.path.relpath(p, folder) for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
-                  if os.path.isfile(p))
+    return sorted(
+        os.path.relpath(p, folder)
+        for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True)
+        if os.path.isfile(p)
+    )
 
 
 def oof_case(n=12, seed=0):
@@ -64,7 +76,10 @@ def oof_case(n=12, seed=0):
         t = pd.DataFrame(values, columns=CLASSES)
         t.insert(0, "row_id", ids)
         tables.append(t)
-    audio = {i: (np.sin(np.arange(8000) * (k + 1) / 20).astype(np.float32) * 0.5, 8000) for k, i in enumerate(ids)}
+    audio = {
+        i: (np.sin(np.arange(8000) * (k + 1) / 20).astype(np.float32) * 0.5, 8000)
+        for k, i in enumerate(ids)
+    }
     return tables[0], tables[1], audio, y, p
 
 
@@ -102,18 +117,30 @@ def test_local_history_resumes_and_tables_write_media(tmp_path, offline_env):
     assert history.to_dict("list") == {"epoch": [0, 1], "loss": [1.0, 0.25], "lr": [1e-3, 5e-4]}
 
     wave = np.linspace(-0.5, 0.5, 4000, dtype=np.float32)
-    df = pd.DataFrame({"name": ["a", "b"], "audio": [AudioClip(wave, 8000), None],
-                       "image": [Picture(np.zeros((4, 6, 3), np.uint8)), Picture(np.eye(5))]})
+    df = pd.DataFrame(
+        {
+            "name": ["a", "b"],
+            "audio": [AudioClip(wave, 8000), None],
+            "image": [Picture(np.zeros((4, 6, 3), np.uint8)), Picture(np.eye(5))],
+        }
+    )
     path = again.log_table("clips", df)
     table = pd.read_csv(path)
-    assert table["audio"][0] == os.path.join("clips", "0000-audio.wav") and pd.isna(table["audio"][1])
+    assert table["audio"][0] == os.path.join("clips", "0000-audio.wav") and pd.isna(
+        table["audio"][1]
+    )
     played, rate = sf.read(os.path.join(run_dir, "tables", table["audio"][0]), dtype="float32")
     assert rate == 8000
     np.testing.assert_allclose(played, wave, atol=1 / 32767)
     with Image.open(os.path.join(run_dir, "tables", table["image"][1])) as img:
         assert img.size == (5, 5)
-    assert files_under(run_dir) == ["history.csv", "tables/clips.csv", "tables/clips/0000-audio.wav",
-                                    "tables/clips/0000-image.png", "tables/clips/0001-image.png"]
+    assert files_under(run_dir) == [
+        "history.csv",
+        "tables/clips.csv",
+        "tables/clips/0000-audio.wav",
+        "tables/clips/0000-image.png",
+        "tables/clips/0001-image.png",
+    ]
 
 
 DISABLED_SCRIPT = """
@@ -136,15 +163,27 @@ def test_disabled_imports_no_wandb_and_writes_only_the_local_run_folder(tmp_path
     overrides = tiny_overrides(tmp_path, "tracking.wandb=disabled")
     from birdtpu import plots
 
-    png = plots.save_png(plots.history_figure([{"epoch": 0, "loss": 1.0}]), str(tmp_path / "source.png"))
+    png = plots.save_png(
+        plots.history_figure([{"epoch": 0, "loss": 1.0}]), str(tmp_path / "source.png")
+    )
     env = {**os.environ, "WANDB_API_KEY": KEY, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-c", DISABLED_SCRIPT.format(overrides=overrides, png=png)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", DISABLED_SCRIPT.format(overrides=overrides, png=png)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "wandb imported: False"
     run_dir = os.path.join(str(tmp_path), "runs", "tiny")
-    assert files_under(run_dir) == ["history.csv", "model_card.md", "plots/history.png", "tables/worst_clips.csv",
-                                    "tables/worst_clips/0000-audio.wav"]
+    assert files_under(run_dir) == [
+        "history.csv",
+        "model_card.md",
+        "plots/history.png",
+        "tables/worst_clips.csv",
+        "tables/worst_clips/0000-audio.wav",
+    ]
     assert not os.path.exists(offline_env)  # no W&B folder, cache or settings anywhere
 
 
@@ -184,7 +223,9 @@ def test_offline_run_holds_metrics_plots_and_the_worst_clips(tmp_path, offline_e
     monkeypatch.setenv("WANDB_API_KEY", KEY)
     cfg = config(tmp_path, "offline")
     run_dir = cfg.run_dir
-    save_config(cfg, os.path.join(run_dir, "config.yaml"))  # as fit does: the resolved config, without the key
+    save_config(
+        cfg, os.path.join(run_dir, "config.yaml")
+    )  # as fit does: the resolved config, without the key
     lines = []
     tracker = Tracker(cfg, run_dir, log=lines.append)
     assert lines[0].startswith("tracking: W&B offline run ") and KEY not in lines[0]
@@ -192,8 +233,10 @@ def test_offline_run_holds_metrics_plots_and_the_worst_clips(tmp_path, offline_e
         tracker.log_metrics({"epoch": epoch, "loss": loss, "val_auc": 0.5 + epoch / 4})
     from birdtpu import plots
 
-    png = plots.save_png(plots.history_figure(pd.read_csv(os.path.join(run_dir, "history.csv"))),
-                         os.path.join(run_dir, "plots", "history.png"))
+    png = plots.save_png(
+        plots.history_figure(pd.read_csv(os.path.join(run_dir, "history.csv"))),
+        os.path.join(run_dir, "plots", "history.png"),
+    )
     tracker.log_image("history", png)
     oof, truth, audio, _, _ = oof_case()
     tracker.log_worst_clips(oof, truth, audio, k=3)
@@ -204,30 +247,68 @@ def test_offline_run_holds_metrics_plots_and_the_worst_clips(tmp_path, offline_e
 
     (wandb_file,) = glob.glob(os.path.join(run_dir, "wandb", "offline-run-*", "run-*.wandb"))
     records = read_wandb_records(wandb_file)
-    history = [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in r.history.item}
-               for kind, r in records if kind == "history"]
-    assert [(h["epoch"], h["loss"], h["val_auc"]) for h in history if "loss" in h] == [(0, 0.9, 0.5), (1, 0.4, 0.75)]
+    history = [
+        {
+            item.key or "/".join(item.nested_key): json.loads(item.value_json)
+            for item in r.history.item
+        }
+        for kind, r in records
+        if kind == "history"
+    ]
+    assert [(h["epoch"], h["loss"], h["val_auc"]) for h in history if "loss" in h] == [
+        (0, 0.9, 0.5),
+        (1, 0.4, 0.75),
+    ]
     assert any(h.get("history/_type") == "image-file" for h in history)
-    assert any(h.get("worst_clips/_type") == "table-file" and h["worst_clips/nrows"] == 3 for h in history)
-    summary = {item.key or "/".join(item.nested_key): json.loads(item.value_json)
-               for kind, r in records if kind == "summary" for item in r.summary.update}
+    assert any(
+        h.get("worst_clips/_type") == "table-file" and h["worst_clips/nrows"] == 3 for h in history
+    )
+    summary = {
+        item.key or "/".join(item.nested_key): json.loads(item.value_json)
+        for kind, r in records
+        if kind == "summary"
+        for item in r.summary.update
+    }
     assert summary["macro_roc_auc"] == 0.75
     artifacts = {r.artifact.type: r.artifact for kind, r in records if kind == "artifact"}
     table = artifacts["run_table"]
     entries = {e.path: e.local_path for e in table.manifest.contents}
     content = json.loads(open(entries["worst_clips.table.json"]).read())
-    assert content["columns"] == ["row_id", "bce", "truth", "top_predictions", "true_score", "audio", "spectrogram"]
-    assert [row[0] for row in content["data"]] == worst_clips_table(oof, truth, audio, k=3)["row_id"].tolist()
+    assert content["columns"] == [
+        "row_id",
+        "bce",
+        "truth",
+        "top_predictions",
+        "true_score",
+        "audio",
+        "spectrogram",
+    ]
+    assert [row[0] for row in content["data"]] == worst_clips_table(oof, truth, audio, k=3)[
+        "row_id"
+    ].tolist()
     wavs = [p for p in entries if p.endswith(".wav")]
     pngs = [p for p in entries if p.endswith(".png")]
     assert len(wavs) == len(pngs) == 3
     assert sf.info(entries[wavs[0]]).samplerate == 8000
-    assert {e.path for e in artifacts["model"].manifest.contents} == {"model.keras", "model_card.md"}
+    assert {e.path for e in artifacts["model"].manifest.contents} == {
+        "model.keras",
+        "model_card.md",
+    }
 
-    assert sorted(os.listdir(run_dir)) == ["config.yaml", "history.csv", "model.keras", "model_card.md", "plots", "tables", "wandb",
-                                           "wandb_id.txt"]
+    assert sorted(os.listdir(run_dir)) == [
+        "config.yaml",
+        "history.csv",
+        "model.keras",
+        "model_card.md",
+        "plots",
+        "tables",
+        "wandb",
+        "wandb_id.txt",
+    ]
     everything = glob.glob(os.path.join(str(tmp_path), "**", "*"), recursive=True)
-    secret_holders = [p for p in everything if os.path.isfile(p) and KEY.encode() in open(p, "rb").read()]
+    secret_holders = [
+        p for p in everything if os.path.isfile(p) and KEY.encode() in open(p, "rb").read()
+    ]
     assert secret_holders == []
 
 
@@ -243,13 +324,15 @@ def test_the_key_comes_from_the_environment_or_a_kaggle_secret(tmp_path, monkeyp
     assert wandb_key() is None  # no kaggle_secrets module here
     kaggle = tmp_path / "kaggle_mod"
     kaggle.mkdir()
-    (kaggle / "kaggle_secrets.py").write_text(textwrap.dedent(f"""
+    (kaggle / "kaggle_secrets.py").write_text(
+        textwrap.dedent(f"""
         class UserSecretsClient:  # the interface of Kaggle's kernel secrets
             def get_secret(self, label):
                 if label != "WANDB_API_KEY":
                     raise KeyError(label)
                 return {KEY!r}
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(kaggle))
     monkeypatch.delitem(sys.modules, "kaggle_secrets", raising=False)
     assert wandb_key() == KEY
@@ -260,7 +343,7 @@ def test_the_key_comes_from_the_environment_or_a_kaggle_secret(tmp_path, monkeyp
 def test_model_card_describes_the_run(tiny_data, tmp_path):
     from birdtpu.data.catalog import read_birdclef, write_table
     from birdtpu.data.prepare import ensure_shards
-    from birdtpu.io import write_json
+    from birdtpu.fs import write_json
 
     table = str(tmp_path / "catalog.csv")
     write_table(read_birdclef(tiny_data[0]), table)  # a table of one source, folded by the run
@@ -268,7 +351,10 @@ def test_model_card_describes_the_run(tiny_data, tmp_path):
     manifest = ensure_shards(cfg, lambda *_: None)
     os.makedirs(cfg.run_dir, exist_ok=True)
     save_config(cfg, os.path.join(cfg.run_dir, "config.yaml"))
-    write_json(os.path.join(cfg.run_dir, "metrics.json"), {"fold": 1, "macro_roc_auc": 0.8125, "val_clips": 6})
+    write_json(
+        os.path.join(cfg.run_dir, "metrics.json"),
+        {"fold": 1, "macro_roc_auc": 0.8125, "val_clips": 6},
+    )
     card = open(write_model_card(cfg, cfg.run_dir)).read()
     for section in ("## Data", "## Recipe", "## Metrics", "## Versions", "## How to load"):
         assert section in card
@@ -276,11 +362,16 @@ def test_model_card_describes_the_run(tiny_data, tmp_path):
     for fold, clips in manifest["per_fold"].items():
         role = "validation" if fold == "1" else "training"
         assert f"| {fold} | {clips} | {role} |" in card
-    assert (f"{manifest['examples']} clips of {manifest['recordings']} recordings in {len(manifest['shards'])} shards"
-            in card)
+    assert (
+        f"{manifest['examples']} clips of {manifest['recordings']} recordings in {len(manifest['shards'])} shards"
+        in card
+    )
     assert "- classes: 3 (syn00wh, syn01tr, syn02ha; all in model.json)" in card
     assert "| macro_roc_auc | 0.8125 |" in card and "| val_clips | 6 |" in card
-    assert f"| tensorflow | {metadata.version('tensorflow')} |" in card and f"| birdtpu | {__version__} |" in card
+    assert (
+        f"| tensorflow | {metadata.version('tensorflow')} |" in card
+        and f"| birdtpu | {__version__} |" in card
+    )
     assert f"| keras | {metadata.version('keras')} |" in card
     assert "| model | efficientnet_b0, clip head, softmax, pretrained none |" in card
     assert f"load_model({os.path.join(cfg.run_dir, 'model.keras')!r})" in card

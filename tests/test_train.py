@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_overrides
 
 from birdtpu.config import load_config
 from birdtpu.errors import BirdtpuError, ConfigError
@@ -21,7 +22,6 @@ from birdtpu.train import cv
 from birdtpu.train.fit import oof_tables
 from birdtpu.train.losses import make_loss, make_optimizer
 from birdtpu.train.schedules import WarmupDecay, make_schedule, peak_lr
-from conftest import tiny_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,28 +32,43 @@ def train_cfg(*overrides: str):
 
 # ------------------------------------------------------------------ schedules
 
+
 def lrs(schedule, steps):
     return np.array([float(schedule(s)) for s in steps])
 
 
 def test_cosine_schedule_matches_keras_cosine_decay_with_warmup():
-    cfg = train_cfg("train.epochs=10", "train.warmup_epochs=2", "train.lr=0.003", "train.min_lr_ratio=0.05")
+    cfg = train_cfg(
+        "train.epochs=10", "train.warmup_epochs=2", "train.lr=0.003", "train.min_lr_ratio=0.05"
+    )
     ours = make_schedule(cfg, steps_per_epoch=7, global_batch=32)
-    ref = keras.optimizers.schedules.CosineDecay(0.003 * 0.05, decay_steps=70 - 14, alpha=0.05,
-                                                 warmup_target=0.003, warmup_steps=14)
+    ref = keras.optimizers.schedules.CosineDecay(
+        0.003 * 0.05, decay_steps=70 - 14, alpha=0.05, warmup_target=0.003, warmup_steps=14
+    )
     steps = range(0, 75)
     np.testing.assert_allclose(lrs(ours, steps), lrs(ref, steps), rtol=1e-5)
-    assert float(ours(14)) == pytest.approx(0.003) and float(ours(70)) == pytest.approx(0.003 * 0.05)
+    assert float(ours(14)) == pytest.approx(0.003) and float(ours(70)) == pytest.approx(
+        0.003 * 0.05
+    )
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("step", lambda t: max(0.5 ** (t // 20), 0.01)),  # x0.5 every 2 epochs of 10 steps
-    ("exponential", lambda t: max(0.5 ** (t / 10), 0.01)),  # x0.5 per epoch
-    ("constant", lambda t: 1.0),
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("step", lambda t: max(0.5 ** (t // 20), 0.01)),  # x0.5 every 2 epochs of 10 steps
+        ("exponential", lambda t: max(0.5 ** (t / 10), 0.01)),  # x0.5 per epoch
+        ("constant", lambda t: 1.0),
+    ],
+)
 def test_step_exponential_and_constant_schedules(kind, expected):
-    cfg = train_cfg("train.epochs=12", "train.warmup_epochs=1", "train.lr=1.0", f"train.schedule={kind}",
-                    "train.lr_decay=0.5", "train.lr_step_epochs=2")
+    cfg = train_cfg(
+        "train.epochs=12",
+        "train.warmup_epochs=1",
+        "train.lr=1.0",
+        f"train.schedule={kind}",
+        "train.lr_decay=0.5",
+        "train.lr_step_epochs=2",
+    )
     schedule = make_schedule(cfg, steps_per_epoch=10, global_batch=8)
     steps = np.arange(120)
     want = [0.01 + 0.99 * s / 10 if s < 10 else expected(s - 10) for s in steps]
@@ -69,7 +84,9 @@ def test_awsaf49_rule_scales_the_peak_by_the_global_batch():
 
 def test_warmup_longer_than_training_is_shortened_and_said():
     said = []
-    schedule = make_schedule(train_cfg("train.epochs=2", "train.warmup_epochs=5"), 10, 4, said.append)
+    schedule = make_schedule(
+        train_cfg("train.epochs=2", "train.warmup_epochs=5"), 10, 4, said.append
+    )
     assert schedule.warmup_steps == 19 and "warm-up shortened to 19 steps" in said[0]
 
 
@@ -91,22 +108,36 @@ def _bce(y, p):
     return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-@pytest.mark.parametrize("loss, reference", [
-    ("cce", lambda y, p, s: -(y * (1 - s) + s / 3) @ np.log(p).T),
-    ("bce", lambda y, p, s: _bce(y * (1 - s) + s / 2, p).mean(-1)),
-    ("focal_bce", lambda y, p, s: ((1 - ((ys := y * (1 - s) + s / 2) * p + (1 - ys) * (1 - p))) ** 1.5
-                                   * _bce(ys, p)).mean(-1)),
-    ("focal_cce", lambda y, p, s: (0.25 * (1 - p) ** 1.5 * -(y * (1 - s) + s / 3) * np.log(p)).sum(-1)),
-])
+@pytest.mark.parametrize(
+    "loss, reference",
+    [
+        ("cce", lambda y, p, s: -(y * (1 - s) + s / 3) @ np.log(p).T),
+        ("bce", lambda y, p, s: _bce(y * (1 - s) + s / 2, p).mean(-1)),
+        (
+            "focal_bce",
+            lambda y, p, s: (
+                (1 - ((ys := y * (1 - s) + s / 2) * p + (1 - ys) * (1 - p))) ** 1.5 * _bce(ys, p)
+            ).mean(-1),
+        ),
+        (
+            "focal_cce",
+            lambda y, p, s: (0.25 * (1 - p) ** 1.5 * -(y * (1 - s) + s / 3) * np.log(p)).sum(-1),
+        ),
+    ],
+)
 def test_losses_match_their_formulas(loss, reference):
-    fn = make_loss(train_cfg(f"train.loss={loss}", "train.label_smoothing=0.1", "train.focal_gamma=1.5"))
-    per_row = [reference(Y[i: i + 1], P[i: i + 1], 0.1).item() for i in range(3)]
+    fn = make_loss(
+        train_cfg(f"train.loss={loss}", "train.label_smoothing=0.1", "train.focal_gamma=1.5")
+    )
+    per_row = [reference(Y[i : i + 1], P[i : i + 1], 0.1).item() for i in range(3)]
     assert float(fn(Y, P)) == pytest.approx(np.mean(per_row), rel=1e-4)
 
 
 def test_focal_with_gamma_zero_is_cross_entropy():
     focal = make_loss(train_cfg("train.loss=focal_bce", "train.focal_gamma=0"))
-    assert float(focal(Y, P)) == pytest.approx(float(make_loss(train_cfg("train.loss=bce"))(Y, P)), rel=1e-5)
+    assert float(focal(Y, P)) == pytest.approx(
+        float(make_loss(train_cfg("train.loss=bce"))(Y, P)), rel=1e-5
+    )
 
 
 def test_optimizers():
@@ -116,6 +147,7 @@ def test_optimizers():
 
 
 # ------------------------------------------------------------------ callbacks
+
 
 def tiny_model(seed: int = 0):
     keras.utils.set_random_seed(seed)
@@ -144,10 +176,16 @@ class StopAt(keras.callbacks.Callback):
 def test_backup_resumes_at_the_step_of_the_last_backup(tmp_path):
     best = cb.BestCheckpoint(str(tmp_path / "best.keras"), "loss")
     best.best, best.best_epoch = 0.5, 0
-    backup = cb.Backup(str(tmp_path / "backup"), steps_per_epoch=5, every_steps=2, trackers={"best": best})
+    backup = cb.Backup(
+        str(tmp_path / "backup"), steps_per_epoch=5, every_steps=2, trackers={"best": best}
+    )
     model = tiny_model()
-    with pytest.raises(RuntimeError, match="killed"):  # epoch 0 done; epoch 1 dies after its 3rd step
-        model.fit(XS, YS, batch_size=2, epochs=2, shuffle=False, verbose=0, callbacks=[backup, StopAt(8)])
+    with pytest.raises(
+        RuntimeError, match="killed"
+    ):  # epoch 0 done; epoch 1 dies after its 3rd step
+        model.fit(
+            XS, YS, batch_size=2, epochs=2, shuffle=False, verbose=0, callbacks=[backup, StopAt(8)]
+        )
     state = json.loads((tmp_path / "backup" / cb.STATE).read_text())
     # saved after epoch 0 (step 5), then at step 7 (2 steps later), not at 8 (the crash came first)
     assert (state["epoch"], state["step"], state["global_step"]) == (1, 2, 7)
@@ -168,7 +206,16 @@ def test_backup_resumes_at_the_step_of_the_last_backup(tmp_path):
     for a, b in zip(fresh.optimizer.variables, reference.optimizer.variables):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
     # the rest of epoch 1 (3 steps) counts from step 2 of it
-    fresh.fit(XS[:6], YS[:6], batch_size=2, initial_epoch=1, epochs=2, shuffle=False, verbose=0, callbacks=[again])
+    fresh.fit(
+        XS[:6],
+        YS[:6],
+        batch_size=2,
+        initial_epoch=1,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[again],
+    )
     assert json.loads((tmp_path / "backup" / cb.STATE).read_text())["global_step"] == 10
     with pytest.raises(BirdtpuError, match="backup was made at 5 steps per epoch, this run has 4"):
         cb.Backup(str(tmp_path / "backup"), 4).restore(tiny_model())
@@ -189,7 +236,9 @@ def test_best_checkpoint_and_early_stop_follow_the_monitor(tmp_path):
             saved = (tmp_path / "model.keras").stat().st_mtime_ns
         if model.stop_training:
             break
-    assert (best.best, best.best_epoch) == (0.7, 1) and (tmp_path / "model.keras").stat().st_mtime_ns == saved
+    assert (best.best, best.best_epoch) == (0.7, 1) and (
+        tmp_path / "model.keras"
+    ).stat().st_mtime_ns == saved
     assert early.stopped_epoch == 3 and epoch == 3  # two epochs without a better value
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary left behind
     loss = cb.BestCheckpoint(str(tmp_path / "l.keras"), "val_loss")
@@ -197,15 +246,21 @@ def test_best_checkpoint_and_early_stop_follow_the_monitor(tmp_path):
     loss.on_epoch_end(0, {"val_loss": 1.0})
     loss.on_epoch_end(1, {"val_loss": 2.0})
     assert loss.best == 1.0
-    with pytest.raises(BirdtpuError, match="train.monitor: 'val_auc' is not among the logged metrics"):
+    with pytest.raises(
+        BirdtpuError, match="train.monitor: 'val_auc' is not among the logged metrics"
+    ):
         best.on_epoch_end(5, {"val_loss": 1.0})
 
 
 def test_history_writes_csv_and_png_and_keeps_earlier_epochs_on_resume(tmp_path):
     model = tiny_model()
     cfg = load_config(None, [f"output_dir={tmp_path}"])
-    writer = cb.HistoryWriter(Tracker(cfg, str(tmp_path), log=lambda *_: None), str(tmp_path / "history.png"))
-    model.fit(XS, YS, batch_size=2, epochs=3, verbose=0, validation_data=(XS, YS), callbacks=[writer])
+    writer = cb.HistoryWriter(
+        Tracker(cfg, str(tmp_path), log=lambda *_: None), str(tmp_path / "history.png")
+    )
+    model.fit(
+        XS, YS, batch_size=2, epochs=3, verbose=0, validation_data=(XS, YS), callbacks=[writer]
+    )
     table = pd.read_csv(tmp_path / "history.csv")
     assert list(table.epoch) == [0, 1, 2] and {"lr", "loss", "val_loss"} <= set(table.columns)
     assert table.lr.iloc[0] == pytest.approx(float(WarmupDecay(0.01, 10, 2)(5)))  # after 5 steps
@@ -218,12 +273,21 @@ def test_history_writes_csv_and_png_and_keeps_earlier_epochs_on_resume(tmp_path)
 
 # ------------------------------------------------------------------ out-of-fold tables and folds
 
+
 def test_oof_tables_binarise_truth_and_drop_repeated_ids():
     said = []
-    pred, true = oof_tables(np.array([[1, 0.5], [0, 1], [0, 1]]), np.array([[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]]),
-                            ["a", "b", "b"], ["x", "y"], said.append)
+    pred, true = oof_tables(
+        np.array([[1, 0.5], [0, 1], [0, 1]]),
+        np.array([[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]]),
+        ["a", "b", "b"],
+        ["x", "y"],
+        said.append,
+    )
     assert list(pred.columns) == list(true.columns) == ["row_id", "x", "y"]
-    assert pred.row_id.tolist() == ["a", "b"] and true[["x", "y"]].to_numpy().tolist() == [[1, 1], [0, 1]]
+    assert pred.row_id.tolist() == ["a", "b"] and true[["x", "y"]].to_numpy().tolist() == [
+        [1, 1],
+        [0, 1],
+    ]
     assert "1 validation row(s) repeat an id" in said[0]
 
 
@@ -243,23 +307,50 @@ def test_cli_folds_all_writes_pooled_oof_and_truth_for_the_stacker(tmp_path, tin
     from birdtpu.metrics import read_table
 
     root, _ = tiny_data
-    sets = [x for o in tiny_overrides(tmp_path, f"data.root={root}", "model.name=fat2019", "model.width=0.125",
-                                      "train.epochs=1", "train.steps_per_epoch=2", "tracking.wandb=disabled")
-            for x in ("--set", o)]
-    out = subprocess.run([sys.executable, "-m", "birdtpu.cli", "fit", *sets, "--folds", "all"], capture_output=True,
-                         text=True, cwd=ROOT, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    sets = [
+        x
+        for o in tiny_overrides(
+            tmp_path,
+            f"data.root={root}",
+            "model.name=fat2019",
+            "model.width=0.125",
+            "train.epochs=1",
+            "train.steps_per_epoch=2",
+            "tracking.wandb=disabled",
+        )
+        for x in ("--set", o)
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "birdtpu.cli", "fit", *sets, "--folds", "all"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     run = tmp_path / "runs" / "tiny"
     oof, truth = pd.read_csv(run / "oof.csv"), pd.read_csv(run / "truth.csv")
     per_fold = [pd.read_csv(run / f"fold{k}" / f"oof_fold{k}.csv") for k in range(3)]
     assert len(oof) == 18 == sum(map(len, per_fold)) and oof.row_id.is_unique  # every clip once
-    assert oof.row_id.tolist() == truth.row_id.tolist() and set(truth.iloc[:, 1:].to_numpy().ravel()) <= {0, 1}
+    assert oof.row_id.tolist() == truth.row_id.tolist() and set(
+        truth.iloc[:, 1:].to_numpy().ravel()
+    ) <= {0, 1}
     for k in range(3):
-        assert (run / f"fold{k}" / "model.keras").exists() and (run / f"fold{k}" / "history.png").exists()
+        assert (run / f"fold{k}" / "model.keras").exists() and (
+            run / f"fold{k}" / "history.png"
+        ).exists()
     assert json.loads((run / "cv.json").read_text())["oof_rows"] == 18
-    y, x, classes, _ = oof_inputs(read_table(str(run / "truth.csv")), [read_table(str(run / "oof.csv"))] * 2,
-                                  ["a", "b"])
+    y, x, classes, _ = oof_inputs(
+        read_table(str(run / "truth.csv")), [read_table(str(run / "oof.csv"))] * 2, ["a", "b"]
+    )
     assert x.shape == (18, 3, 2) and len(classes) == 3
-    again = subprocess.run([sys.executable, "-m", "birdtpu.cli", "fit", *sets, "--folds", "1"], capture_output=True,
-                           text=True, cwd=ROOT, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    again = subprocess.run(
+        [sys.executable, "-m", "birdtpu.cli", "fit", *sets, "--folds", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert again.returncode == 0 and "fold 1 already trained" in again.stderr

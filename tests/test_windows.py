@@ -20,7 +20,10 @@ def test_five_second_windows_of_a_minute_end_at_5_to_60():
     batch, ends = windows(ramp(60 * 100), 100, 5.0)
     assert batch.shape == (12, 500)
     assert ends == list(range(5, 65, 5))
-    assert row_ids("scape", ends)[:2] == ["scape_5", "scape_10"] and row_ids("scape", ends)[-1] == "scape_60"
+    assert (
+        row_ids("scape", ends)[:2] == ["scape_5", "scape_10"]
+        and row_ids("scape", ends)[-1] == "scape_60"
+    )
     np.testing.assert_array_equal(batch.reshape(-1), ramp(6000))
 
 
@@ -78,8 +81,13 @@ def test_shifted_windows_keep_their_ids_and_move_the_audio():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 5000), rate=st.sampled_from([7, 100, 441]), seconds=st.floats(0.2, 6.0),
-       hop_share=st.floats(0.2, 1.0), context=st.floats(0.0, 2.0))
+@given(
+    n=st.integers(1, 5000),
+    rate=st.sampled_from([7, 100, 441]),
+    seconds=st.floats(0.2, 6.0),
+    hop_share=st.floats(0.2, 1.0),
+    context=st.floats(0.0, 2.0),
+)
 def test_windows_cover_every_sample_at_its_place(n, rate, seconds, hop_share, context):
     size, step = int(round(seconds * rate)), int(round(seconds * hop_share * rate))
     if size < 1 or step < 1:
@@ -100,7 +108,9 @@ def test_windows_cover_every_sample_at_its_place(n, rate, seconds, hop_share, co
     assert covered.all()
 
 
-@pytest.mark.parametrize("value, text", [(5, "5"), (5.0, "5"), (7.5, "7.5"), (240.0, "240"), (2.3333333, "2.333")])
+@pytest.mark.parametrize(
+    "value, text", [(5, "5"), (5.0, "5"), (7.5, "7.5"), (240.0, "240"), (2.3333333, "2.333")]
+)
 def test_end_seconds_are_written_as_the_competitions_do(value, text):
     assert format_second(value) == text
 
@@ -123,20 +133,30 @@ def test_aggregation_keeps_one_row():
     np.testing.assert_allclose(aggregate(probs, "mean"), [[0.3, 0.6]])
 
 
-@pytest.mark.parametrize("override, key", [
-    ("infer.smooth=[0.5, 0.5]", "infer.smooth"),
-    ("infer.smooth=[1, -1, 1]", "infer.smooth"),
-    ("infer.hop_seconds=6", "infer.hop_seconds"),
-    ("infer.tta_shifts=[-5, 1]", "infer.tta_shifts"),
-    ("infer.aggregate=median", "infer.aggregate"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("infer.smooth=[0.5, 0.5]", "infer.smooth"),
+        ("infer.smooth=[1, -1, 1]", "infer.smooth"),
+        ("infer.hop_seconds=6", "infer.hop_seconds"),
+        ("infer.tta_shifts=[-5, 1]", "infer.tta_shifts"),
+        ("infer.aggregate=median", "infer.aggregate"),
+    ],
+)
 def test_bad_infer_settings_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key):
         load_config(None, [override])
 
 
 def test_infer_settings_load_from_overrides():
-    cfg = load_config(None, ["infer.tta_shifts=[-1, 1]", "infer.smooth=[0.25, 0.5, 0.25]", "infer.aggregate=max",
-                             "infer.hop_seconds=2.5"])
+    cfg = load_config(
+        None,
+        [
+            "infer.tta_shifts=[-1, 1]",
+            "infer.smooth=[0.25, 0.5, 0.25]",
+            "infer.aggregate=max",
+            "infer.hop_seconds=2.5",
+        ],
+    )
     assert cfg.infer.tta_shifts == [-1.0, 1.0] and cfg.infer.smooth == [0.25, 0.5, 0.25]
     assert cfg.infer.aggregate == "max" and cfg.infer.hop_seconds == 2.5

@@ -8,8 +8,14 @@ import sys
 def add_config_arguments(parser) -> None:
     """--cfg FILE and repeatable --set KEY=VALUE."""
     parser.add_argument("--cfg", metavar="YAML", help="recipe file (default: built-in defaults)")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="override a config field, e.g. --set train.epochs=3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config field, e.g. --set train.epochs=3 (repeatable)",
+    )
 
 
 def config_from_args(args):

@@ -14,48 +14,111 @@ from birdtpu.commands import log
 from birdtpu.errors import DataError
 
 GROUP_BY = {"recording": "filepath", "author": "author", "none": None}
-FORMAT_NAMES = ("birdclef2021 birdclef2022 birdclef2023 birdclef2024 birdclef birdclef-root birdclef2020 "
-                "xc-am xc-nz fat2019-curated fat2019-noisy rfcx-tp rfcx-fp")  # catalog.FORMATS, without pandas
+FORMAT_NAMES = (
+    "birdclef2021 birdclef2022 birdclef2023 birdclef2024 birdclef birdclef-root birdclef2020 "
+    "xc-am xc-nz fat2019-curated fat2019-noisy rfcx-tp rfcx-fp"
+)  # catalog.FORMATS, without pandas
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--source", action="append", required=True, metavar="FORMAT=DIR",
-                        help=f"a dataset to read (repeatable, in priority order for de-duplication); "
-                             f"FORMAT is one of: {FORMAT_NAMES}")
-    parser.add_argument("--out", metavar="FILE", help="write the table (.csv, .csv.gz or .parquet) with "
-                        "FILE.classes.txt and FILE.dropped.csv beside it")
-    parser.add_argument("--classes", metavar="FILE", help="class list of a fine-tuning set (one a line, JSON "
-                        "list, or sample_submission.csv); a row whose primary label is outside it is skipped, "
-                        "a secondary label outside it goes to other_labels")
-    parser.add_argument("--exclude-finetune", action="append", default=[], metavar="FORMAT=DIR",
-                        help="drop recordings (same xc_id) that are in this fine-tuning set (repeatable)")
-    parser.add_argument("--dedupe", default="xc_id", metavar="KEYS",
-                        help="columns that identify a recording across sources, comma-separated "
-                             "(default xc_id; the notebooks' rule is xc_id,label,author; 'none' keeps all)")
-    parser.add_argument("--corrupt-list", action="append", default=[], metavar="FILE",
-                        help="JSON or text list of files to drop (repeatable)")
-    parser.add_argument("--check-audio", action="store_true",
-                        help="decode every recording; drop unreadable, empty, all-zero or NaN ones and "
-                             "write their list to FILE.corrupt.json (reusable as --corrupt-list)")
-    parser.add_argument("--workers", type=int, default=1, help="processes for --check-audio (default 1)")
-    parser.add_argument("--max-per-class", type=int, default=0, metavar="N",
-                        help="downsample classes to at most N rows (seeded; default off)")
-    parser.add_argument("--min-per-class", type=int, default=0, metavar="N",
-                        help="upsample classes to at least N rows by copies (seeded; default off)")
-    parser.add_argument("--cv-min", type=int, default=0, metavar="N",
-                        help="classes with fewer than N rows are train-only, never validated (default off)")
-    parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5; 0: no fold column)")
-    parser.add_argument("--fold-method", choices=("stratified", "multilabel"), default="stratified",
-                        help="stratified on the primary label, or multilabel (iterative) on all labels")
-    parser.add_argument("--group-by", choices=tuple(GROUP_BY), default="recording",
-                        help="rows of one group never land in two folds (default recording)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of sampling and folds (default 42)")
+    parser.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="FORMAT=DIR",
+        help=f"a dataset to read (repeatable, in priority order for de-duplication); "
+        f"FORMAT is one of: {FORMAT_NAMES}",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the table (.csv, .csv.gz or .parquet) with "
+        "FILE.classes.txt and FILE.dropped.csv beside it",
+    )
+    parser.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="class list of a fine-tuning set (one a line, JSON "
+        "list, or sample_submission.csv); a row whose primary label is outside it is skipped, "
+        "a secondary label outside it goes to other_labels",
+    )
+    parser.add_argument(
+        "--exclude-finetune",
+        action="append",
+        default=[],
+        metavar="FORMAT=DIR",
+        help="drop recordings (same xc_id) that are in this fine-tuning set (repeatable)",
+    )
+    parser.add_argument(
+        "--dedupe",
+        default="xc_id",
+        metavar="KEYS",
+        help="columns that identify a recording across sources, comma-separated "
+        "(default xc_id; the notebooks' rule is xc_id,label,author; 'none' keeps all)",
+    )
+    parser.add_argument(
+        "--corrupt-list",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="JSON or text list of files to drop (repeatable)",
+    )
+    parser.add_argument(
+        "--check-audio",
+        action="store_true",
+        help="decode every recording; drop unreadable, empty, all-zero or NaN ones and "
+        "write their list to FILE.corrupt.json (reusable as --corrupt-list)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes for --check-audio (default 1)"
+    )
+    parser.add_argument(
+        "--max-per-class",
+        type=int,
+        default=0,
+        metavar="N",
+        help="downsample classes to at most N rows (seeded; default off)",
+    )
+    parser.add_argument(
+        "--min-per-class",
+        type=int,
+        default=0,
+        metavar="N",
+        help="upsample classes to at least N rows by copies (seeded; default off)",
+    )
+    parser.add_argument(
+        "--cv-min",
+        type=int,
+        default=0,
+        metavar="N",
+        help="classes with fewer than N rows are train-only, never validated (default off)",
+    )
+    parser.add_argument(
+        "--folds", type=int, default=5, help="number of folds (default 5; 0: no fold column)"
+    )
+    parser.add_argument(
+        "--fold-method",
+        choices=("stratified", "multilabel"),
+        default="stratified",
+        help="stratified on the primary label, or multilabel (iterative) on all labels",
+    )
+    parser.add_argument(
+        "--group-by",
+        choices=tuple(GROUP_BY),
+        default="recording",
+        help="rows of one group never land in two folds (default recording)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="seed of sampling and folds (default 42)"
+    )
 
 
 def _spec(text: str, option: str) -> tuple[str, str]:
     fmt, sep, root = text.partition("=")
     if not sep or not fmt or not root:
-        raise DataError(f"{option} {text!r}: expected FORMAT=DIR, e.g. birdclef2024=/data/birdclef-2024")
+        raise DataError(
+            f"{option} {text!r}: expected FORMAT=DIR, e.g. birdclef2024=/data/birdclef-2024"
+        )
     return fmt.strip(), root.strip()
 
 
@@ -73,7 +136,9 @@ def _check_args(args) -> None:
     if args.folds == 1:
         raise DataError("--folds 1 cannot validate anything: use 0 (no folds) or at least 2")
     if args.max_per_class and args.min_per_class > args.max_per_class:
-        raise DataError(f"--min-per-class {args.min_per_class} is above --max-per-class {args.max_per_class}")
+        raise DataError(
+            f"--min-per-class {args.min_per_class} is above --max-per-class {args.max_per_class}"
+        )
 
 
 def build(args, say=log):
@@ -85,7 +150,12 @@ def build(args, say=log):
     _check_args(args)
     classes = catalog.read_class_list(args.classes) if args.classes else None
     bad: list = []
-    df = catalog.merge([catalog.read_source(*_spec(s, "--source"), classes=classes, bad_rows=bad) for s in args.source])
+    df = catalog.merge(
+        [
+            catalog.read_source(*_spec(s, "--source"), classes=classes, bad_rows=bad)
+            for s in args.source
+        ]
+    )
     skipped = pd.concat([catalog.no_drops(), *bad], ignore_index=True)
     for detail in skipped["detail"]:
         say(f"catalog: skip {detail}")
@@ -93,10 +163,17 @@ def build(args, say=log):
     df, drops, notes = _clean(df, args, say)
     drops.insert(0, skipped)
     if len(skipped):
-        notes.append(catalog.skip_summary("catalog", skipped["reason"], int(read.sum()), "metadata rows"))
+        notes.append(
+            catalog.skip_summary("catalog", skipped["reason"], int(read.sum()), "metadata rows")
+        )
     df, drops, notes, originals = _balance_and_fold(df, args, drops, notes)
     dropped = pd.concat([catalog.no_drops(), *drops], ignore_index=True)
-    return df, dropped, classes or catalog.label_map(df), _summary(read, df.iloc[:originals], dropped, args) + notes
+    return (
+        df,
+        dropped,
+        classes or catalog.label_map(df),
+        _summary(read, df.iloc[:originals], dropped, args) + notes,
+    )
 
 
 def _clean(df, args, say):
@@ -109,18 +186,23 @@ def _clean(df, args, say):
         drops.append(dropped)
     for spec in args.exclude_finetune:
         bad: list = []
-        df, dropped = catalog.exclude_recordings(df, catalog.read_source(*_spec(spec, "--exclude-finetune"),
-                                                                         bad_rows=bad))
+        df, dropped = catalog.exclude_recordings(
+            df, catalog.read_source(*_spec(spec, "--exclude-finetune"), bad_rows=bad)
+        )
         drops.append(dropped)
         if bad:
-            notes.append(f"--exclude-finetune {spec}: {sum(map(len, bad))} bad row(s) of its metadata ignored "
-                         f"(first: {bad[0]['detail'].iat[0]})")
+            notes.append(
+                f"--exclude-finetune {spec}: {sum(map(len, bad))} bad row(s) of its metadata ignored "
+                f"(first: {bad[0]['detail'].iat[0]})"
+            )
     for path in args.corrupt_list:
         df, dropped, unmatched = catalog.drop_listed(df, catalog.read_corrupt_list(path))
         drops.append(dropped)
         if unmatched:
-            notes.append(f"{path}: {len(unmatched)} entr{'y' if len(unmatched) == 1 else 'ies'} matched no "
-                         f"row (first: {unmatched[0]})")
+            notes.append(
+                f"{path}: {len(unmatched)} entr{'y' if len(unmatched) == 1 else 'ies'} matched no "
+                f"row (first: {unmatched[0]})"
+            )
     if args.check_audio:
         from birdtpu.progress import Progress
 
@@ -128,7 +210,9 @@ def _clean(df, args, say):
         say(f"catalog: checking {files} recordings with {args.workers} worker(s)")
         with Progress(files, say, name="catalog: check-audio") as progress:
             df, dropped = catalog.drop_unusable(df, args.workers, progress)
-        for path, reason in dropped[["filepath", "detail"]].drop_duplicates().itertuples(index=False):
+        for path, reason in (
+            dropped[["filepath", "detail"]].drop_duplicates().itertuples(index=False)
+        ):
             say(f"catalog: skip {path}: {reason}")
         drops.append(dropped)
     return df, drops, notes
@@ -144,28 +228,44 @@ def _balance_and_fold(df, args, drops, notes):
         df = df.assign(_row=np.arange(len(df)))
         kept = sampling.downsample(df, args.max_per_class, args.seed)
         removed = df[~df["_row"].isin(kept["_row"])]
-        drops.append(catalog.dropped_rows(removed, "downsampled", f"over {args.max_per_class} per class"))
+        drops.append(
+            catalog.dropped_rows(removed, "downsampled", f"over {args.max_per_class} per class")
+        )
         df = kept.drop(columns="_row")
     if args.cv_min:
         df = sampling.filter_rare(df, args.cv_min)
     if args.folds:
-        df = df.assign(fold=folds.make_folds(df, args.folds, args.seed, args.fold_method, GROUP_BY[args.group_by]))
+        df = df.assign(
+            fold=folds.make_folds(
+                df, args.folds, args.seed, args.fold_method, GROUP_BY[args.group_by]
+            )
+        )
     originals = len(df)
     if args.min_per_class:
         df = sampling.upsample(df, args.min_per_class, args.seed)
-        notes.append(f"upsampled: +{len(df) - originals} copies (at least {args.min_per_class} per class; "
-                     "copies keep their recording's fold)")
+        notes.append(
+            f"upsampled: +{len(df) - originals} copies (at least {args.min_per_class} per class; "
+            "copies keep their recording's fold)"
+        )
     return df, drops, notes, originals
 
 
 def _summary(read, df, dropped, args) -> list[str]:
     """Lines: rows per source (`df` before upsampling), what was dropped and why, classes, folds."""
     other = int(df["other_labels"].map(len).sum())
-    classes = [f"classes: {df['label'].nunique()} primary labels, "
-               f"{len({x for labels in df['labels'] for x in labels})} with the secondary ones"
-               + (f"; {other} secondary label(s) without a class code kept in other_labels" if other else "")]
+    classes = [
+        f"classes: {df['label'].nunique()} primary labels, "
+        f"{len({x for labels in df['labels'] for x in labels})} with the secondary ones"
+        + (
+            f"; {other} secondary label(s) without a class code kept in other_labels"
+            if other
+            else ""
+        )
+    ]
     if "cv" in df.columns:
-        classes.append(f"train-only (cv=False, classes under {args.cv_min} rows): {int((~df['cv']).sum())} row(s)")
+        classes.append(
+            f"train-only (cv=False, classes under {args.cv_min} rows): {int((~df['cv']).sum())} row(s)"
+        )
     return _source_lines(read, df, dropped) + _drop_lines(dropped) + classes + _fold_lines(df, args)
 
 
@@ -175,7 +275,9 @@ def _source_lines(read, df, dropped) -> list[str]:
         mine = df[df["source"] == source]
         lost = int((dropped["source"] == source).sum())
         lines.append(f"{source:<18}{n:>9}{len(mine):>9}{lost:>9}{mine['label'].nunique():>9}")
-    lines.append(f"{'total':<18}{int(read.sum()):>9}{len(df):>9}{len(dropped):>9}{df['label'].nunique():>9}")
+    lines.append(
+        f"{'total':<18}{int(read.sum()):>9}{len(df):>9}{len(dropped):>9}{df['label'].nunique():>9}"
+    )
     return lines
 
 
@@ -200,26 +302,29 @@ def _fold_lines(df, args) -> list[str]:
     lines = [f"folds ({args.fold_method}, by {args.group_by}, seed {args.seed}): {shown}"]
     empty = [str(k) for k, v in sizes.items() if k >= 0 and not v]
     if empty:
-        lines.append(f"warning: fold(s) {', '.join(empty)} validate nothing: too few {args.group_by}s "
-                     "per class (a class's only group is always train-only)")
+        lines.append(
+            f"warning: fold(s) {', '.join(empty)} validate nothing: too few {args.group_by}s "
+            "per class (a class's only group is always train-only)"
+        )
     return lines
 
 
 def run(args) -> int:
-    from birdtpu import io
+    from birdtpu import fs
     from birdtpu.data import catalog
 
     df, dropped, classes, lines = build(args)
     print("\n".join(lines))
     if args.out:
         catalog.write_table(df, args.out)
-        io.atomic_write_text(_sidecar(args.out, ".classes.txt"), "\n".join(classes) + "\n")
+        fs.atomic_write_text(_sidecar(args.out, ".classes.txt"), "\n".join(classes) + "\n")
         catalog.write_table(dropped, _sidecar(args.out, ".dropped.csv"))
         written = [args.out, _sidecar(args.out, ".classes.txt"), _sidecar(args.out, ".dropped.csv")]
         if args.check_audio:
             bad = dropped[dropped["reason"] == "unusable audio"]
-            io.write_json(_sidecar(args.out, ".corrupt.json"), dict(zip(bad["filepath"], bad["detail"])))
+            fs.write_json(
+                _sidecar(args.out, ".corrupt.json"), dict(zip(bad["filepath"], bad["detail"]))
+            )
             written.append(_sidecar(args.out, ".corrupt.json"))
         print(f"wrote {len(df)} rows, {len(classes)} classes: {', '.join(written)}")
     return 0
-

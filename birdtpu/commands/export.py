@@ -7,13 +7,25 @@ def add_arguments(parser) -> None:
     from birdtpu.infer.export import FORMATS, FRONTENDS
 
     add_config_arguments(parser)
-    parser.add_argument("--format", required=True, choices=FORMATS, help="savedmodel, tflite (float32) or "
-                        "tflite-int8 (dynamic-range int8 weights)")
-    parser.add_argument("--model", help="the .keras model (default: infer.model, else <run dir>/model.keras)")
-    parser.add_argument("--out", help="where to write (default: next to the model, e.g. model_fp32.tflite)")
-    parser.add_argument("--frontend", choices=FRONTENDS, default="host",
-                        help="TFLite only: compute the mel frontend on the host in front of the interpreter "
-                        "(host, faster) or inside the file (tflite, self-contained); default: %(default)s")
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="savedmodel, tflite (float32) or tflite-int8 (dynamic-range int8 weights)",
+    )
+    parser.add_argument(
+        "--model", help="the .keras model (default: infer.model, else <run dir>/model.keras)"
+    )
+    parser.add_argument(
+        "--out", help="where to write (default: next to the model, e.g. model_fp32.tflite)"
+    )
+    parser.add_argument(
+        "--frontend",
+        choices=FRONTENDS,
+        default="host",
+        help="TFLite only: compute the mel frontend on the host in front of the interpreter "
+        "(host, faster) or inside the file (tflite, self-contained); default: %(default)s",
+    )
 
 
 def run(args) -> int:
@@ -23,8 +35,18 @@ def run(args) -> int:
 
     model_path = args.model or model_paths(cfg)[0]
     check = check_windows_for(cfg, model_path, log)
-    side = export_model(model_path, args.format, out=args.out or "", frontend=args.frontend, check=check,
-                        batch_size=cfg.infer.batch_size, threads=cfg.infer.threads, log=log)
-    print(f"{side['path']}: {args.format}, largest difference to {model_path} {side['max_abs_diff']:.2e} "
-          f"on {side['check_windows']} windows, same top class on {side['top1_agreement']:.1%}")
+    side = export_model(
+        model_path,
+        args.format,
+        out=args.out or "",
+        frontend=args.frontend,
+        check=check,
+        batch_size=cfg.infer.batch_size,
+        threads=cfg.infer.threads,
+        log=log,
+    )
+    print(
+        f"{side['path']}: {args.format}, largest difference to {model_path} {side['max_abs_diff']:.2e} "
+        f"on {side['check_windows']} windows, same top class on {side['top1_agreement']:.1%}"
+    )
     return 0

@@ -6,9 +6,14 @@ from birdtpu.commands import add_config_arguments, config_from_args, log
 def add_arguments(parser) -> None:
     add_config_arguments(parser)
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--fold", type=int, help="validation fold of a single run (overrides data.fold)")
-    which.add_argument("--folds", metavar="all|K,K,...",
-                       help="train these folds, each in <run>/fold<k>/, then write the pooled oof.csv and truth.csv")
+    which.add_argument(
+        "--fold", type=int, help="validation fold of a single run (overrides data.fold)"
+    )
+    which.add_argument(
+        "--folds",
+        metavar="all|K,K,...",
+        help="train these folds, each in <run>/fold<k>/, then write the pooled oof.csv and truth.csv",
+    )
 
 
 def run(args) -> int:
@@ -19,12 +24,16 @@ def run(args) -> int:
         from birdtpu.train.cv import fit_folds, parse_folds
 
         scores = fit_folds(cfg, parse_folds(args.folds, cfg.data.num_folds), log)
-        print(f"{cfg.run_dir}: oof.csv, truth.csv, cv.json and fold<k>/; "
-              f"pooled out-of-fold macro ROC-AUC {scores['macro_roc_auc']:.4f}")
+        print(
+            f"{cfg.run_dir}: oof.csv, truth.csv, cv.json and fold<k>/; "
+            f"pooled out-of-fold macro ROC-AUC {scores['macro_roc_auc']:.4f}"
+        )
         return 0
     from birdtpu.train.fit import fit
 
     scores = fit(cfg, log)
-    print(f"{cfg.run_dir}: model.keras, history.csv, oof_fold{cfg.data.fold}.csv, metrics.json; "
-          f"validation macro ROC-AUC {scores['macro_roc_auc']:.4f}")
+    print(
+        f"{cfg.run_dir}: model.keras, history.csv, oof_fold{cfg.data.fold}.csv, metrics.json; "
+        f"validation macro ROC-AUC {scores['macro_roc_auc']:.4f}"
+    )
     return 0

@@ -28,13 +28,25 @@ def run(args) -> int:
     import tensorflow as tf
 
     lines = [f"birdtpu {__version__}, Python {platform.python_version()} on {platform.machine()}"]
-    for pkg in ("tensorflow", "keras", "kapre", "numpy", "pandas", "soundfile", "soxr", "wandb", "kaggle"):
+    for pkg in (
+        "tensorflow",
+        "keras",
+        "kapre",
+        "numpy",
+        "pandas",
+        "soundfile",
+        "soxr",
+        "wandb",
+        "kaggle",
+    ):
         lines.append(f"  {pkg:<12} {package_version(pkg)}")
     lines.append(f"  tensorflow-io {tfio_status()}")
     run = runtime.setup(cfg.runtime)
     devices = ", ".join(f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices())
     lines.append(f"devices: {devices}")
-    lines.append(f"strategy: {type(run.strategy).__name__} on {run.device}, {run.replicas} replica(s), "
-                 f"precision {run.precision}, XLA by default: {run.jit_default}")
+    lines.append(
+        f"strategy: {type(run.strategy).__name__} on {run.device}, {run.replicas} replica(s), "
+        f"precision {run.precision}, XLA by default: {run.jit_default}"
+    )
     print("\n".join(lines))
     return 0

@@ -14,14 +14,24 @@ def run(args) -> int:
     summary = predict(cfg, log)
     line = f"{summary['submission']}: {summary['rows']} rows of {summary['files']} recordings"
     if summary["skipped"]:
-        line += f"; {len(summary['skipped'])} skipped: " + ", ".join(s["file"] for s in summary["skipped"][:3])
+        line += f"; {len(summary['skipped'])} skipped: " + ", ".join(
+            s["file"] for s in summary["skipped"][:3]
+        )
     print(line)
     if summary["partial"]:
-        print(f"predict: {len(summary['partial'])} truncated recording(s) predicted over the part that decodes: "
-              + ", ".join(s["file"] for s in summary["partial"][:3]))
+        print(
+            f"predict: {len(summary['partial'])} truncated recording(s) predicted over the part that decodes: "
+            + ", ".join(s["file"] for s in summary["partial"][:3])
+        )
     if summary["skipped"]:
         from birdtpu.data.catalog import skip_summary
 
-        print(skip_summary("predict", [s["reason"] for s in summary["skipped"]],
-                           summary["files"] + len(summary["skipped"]), "recordings"))
+        print(
+            skip_summary(
+                "predict",
+                [s["reason"] for s in summary["skipped"]],
+                summary["files"] + len(summary["skipped"]),
+                "recordings",
+            )
+        )
     return 1 if summary["skipped"] else 0

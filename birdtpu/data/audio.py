@@ -21,13 +21,20 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from birdtpu import fs
 from birdtpu.errors import DataError
 
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".wav", ".mp3", ".opus")
 DECODERS = ("auto", "soundfile", "tfio")
 _SHORTFALL = 0.02  # decoded this much less than the header promises: truncated
-_WRITE_FORMATS = {"ogg": ("OGG", "VORBIS"), "oga": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS"),
-                  "flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16"), "mp3": ("MP3", "MPEG_LAYER_III")}
+_WRITE_FORMATS = {
+    "ogg": ("OGG", "VORBIS"),
+    "oga": ("OGG", "VORBIS"),
+    "opus": ("OGG", "OPUS"),
+    "flac": ("FLAC", "PCM_16"),
+    "wav": ("WAV", "PCM_16"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+}
 
 
 class AudioError(DataError):
@@ -51,7 +58,9 @@ def tfio_error() -> str | None:
 
         probe = io.BytesIO()
         sf.write(probe, np.zeros(8, np.int16), 8000, format="WAV", subtype="PCM_16")
-        tfio.audio.decode_wav(tf.constant(probe.getvalue()), dtype=tf.int16)  # runs an op of its library
+        tfio.audio.decode_wav(
+            tf.constant(probe.getvalue()), dtype=tf.int16
+        )  # runs an op of its library
     except Exception as err:  # ImportError, NotImplementedError, missing .so symbols
         return f"{type(err).__name__}: {_reason(err)}"
     return None
@@ -63,20 +72,21 @@ def _reason(err: Exception) -> str:
     text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)  # tensorflow-io op prefix
     text = re.sub(r"^Error (opening|reading) '.*?': ", "", text)
     text = re.sub(r"^Error : ", "", text).strip()
-    if "Format not recognised" in text or "not a regular file" in text or "unknown file type" in text:
+    if (
+        "Format not recognised" in text
+        or "not a regular file" in text
+        or "unknown file type" in text
+    ):
         return "not a recognised audio format"
     return text[:200] or type(err).__name__
 
 
 def _source(path: str):
     """A local path, or the bytes of a remote file; missing and zero-length files raise AudioError."""
-    if "://" in path:
-        import tensorflow as tf
-
-        if not tf.io.gfile.exists(path):
+    if fs.is_remote(path):
+        if not fs.exists(path):
             raise AudioError(path, "unreadable (file not found)")
-        with tf.io.gfile.GFile(path, "rb") as fh:
-            data = fh.read()
+        data = fs.read_bytes(path)
         if not data:
             raise AudioError(path, "empty file (0 bytes)")
         return io.BytesIO(data)
@@ -97,8 +107,10 @@ def _use_tfio(path: str, decoder: str) -> bool:
         return False
     if decoder == "tfio":
         if tfio_error():
-            raise DataError(f"tensorflow-io does not load here ({tfio_error()}); use the soundfile decoder "
-                            "(shards.decoder: soundfile)")
+            raise DataError(
+                f"tensorflow-io does not load here ({tfio_error()}); use the soundfile decoder "
+                "(shards.decoder: soundfile)"
+            )
         return True
     lacking = path.lower().endswith(".mp3") and "MP3" not in sf.available_formats()
     return lacking and tfio_error() is None
@@ -127,7 +139,9 @@ def _read_soundfile(path: str, source, max_seconds: float | None) -> tuple[np.nd
         with sf.SoundFile(source) as f:
             rate = int(f.samplerate)
             expected = _frames(max_seconds, rate, int(f.frames))
-            data = f.read(frames=-1 if max_seconds is None else expected, dtype="float32", always_2d=True)
+            data = f.read(
+                frames=-1 if max_seconds is None else expected, dtype="float32", always_2d=True
+            )
     except Exception as err:
         raise AudioError(path, f"unreadable ({_reason(err)})") from None
     return data, rate, expected
@@ -158,7 +172,9 @@ def _to_float(data: np.ndarray) -> np.ndarray:
     if data.dtype == np.uint8:
         return ((data.astype(np.float32) - 128.0) / 128.0).reshape(len(data), -1)
     if np.issubdtype(data.dtype, np.integer):
-        return (data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))).reshape(len(data), -1)
+        return (data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))).reshape(
+            len(data), -1
+        )
     return data.astype(np.float32).reshape(len(data), -1)
 
 
@@ -168,7 +184,7 @@ def container_problem(source) -> str | None:
     Ogg: the last page must be complete and mark the end of the stream. WAVE: the data chunk
     must hold the bytes its header declares. Other formats are checked by decoded length.
     """
-    fh = _open_binary(source) if isinstance(source, str) else source
+    fh = fs.open(source) if isinstance(source, str) else source
     try:
         fh.seek(0)
         magic = fh.read(12)
@@ -182,14 +198,6 @@ def container_problem(source) -> str | None:
             fh.close()
         else:
             fh.seek(0)
-
-
-def _open_binary(path: str):
-    if "://" not in path:
-        return open(path, "rb")
-    import tensorflow as tf
-
-    return tf.io.gfile.GFile(path, "rb")
 
 
 def _ogg_problem(fh) -> str | None:
@@ -220,7 +228,9 @@ def _wave_problem(fh) -> str | None:
         chunk = fh.read(8)
         length = int.from_bytes(chunk[4:], "little")
         if chunk[:4] == b"data":
-            if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:  # streaming writers leave 0 or -1
+            if (
+                length not in (0, 0xFFFFFFFF) and pos + 8 + length > size
+            ):  # streaming writers leave 0 or -1
                 return f"truncated (data chunk holds {size - pos - 8} of {length} bytes)"
             return None
         pos += 8 + length + (length & 1)
@@ -245,10 +255,15 @@ def load_audio(
     tfio = _use_tfio(path, decoder)
     if check and (reason := container_problem(source)):
         raise AudioError(path, reason)
-    data, rate, expected = _read_tfio(path, max_seconds) if tfio else _read_soundfile(path, source, max_seconds)
+    data, rate, expected = (
+        _read_tfio(path, max_seconds) if tfio else _read_soundfile(path, source, max_seconds)
+    )
     if check and expected > 0 and len(data) < expected * (1 - _SHORTFALL):
-        raise AudioError(path, f"truncated (decoded {len(data) / rate:.2f} s of the {expected / rate:.2f} s "
-                               "in its header)")
+        raise AudioError(
+            path,
+            f"truncated (decoded {len(data) / rate:.2f} s of the {expected / rate:.2f} s "
+            "in its header)",
+        )
     if channel is None:
         wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     elif 0 <= channel < data.shape[1]:
@@ -285,12 +300,18 @@ def write_audio(path: str, wave: np.ndarray, sample_rate: int, subtype: str | No
     """
     ext = path.rsplit(".", 1)[-1].lower()
     if ext not in _WRITE_FORMATS:
-        raise DataError(f"{path}: cannot write .{ext} audio (use {', '.join('.' + e for e in _WRITE_FORMATS)})")
+        raise DataError(
+            f"{path}: cannot write .{ext} audio (use {', '.join('.' + e for e in _WRITE_FORMATS)})"
+        )
     container, default = _WRITE_FORMATS[ext]
     if container not in sf.available_formats():
-        raise DataError(f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {container}")
+        raise DataError(
+            f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {container}"
+        )
     wave = np.clip(wave, -1.0, 1.0)
     channels = 1 if wave.ndim == 1 else wave.shape[1]
-    with sf.SoundFile(path, "w", sample_rate, channels, format=container, subtype=subtype or default) as fh:
+    with sf.SoundFile(
+        path, "w", sample_rate, channels, format=container, subtype=subtype or default
+    ) as fh:
         for i in range(0, len(wave), sample_rate):  # one long Vorbis write crashes libsndfile 1.2.2
-            fh.write(wave[i: i + sample_rate])
+            fh.write(wave[i : i + sample_rate])

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ast
 import gzip
-import io as _io
+import io
 import json
 import math
 import multiprocessing
@@ -43,12 +43,29 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
-from birdtpu import io
+from birdtpu import fs
 from birdtpu.errors import DataError
 
-CANONICAL = ["filepath", "filename", "label", "labels", "source", "xc_id", "author", "rating",
-             "duration", "latitude", "longitude", "t_min", "t_max", "f_min", "f_max", "songtype",
-             "positive", "other_labels"]
+CANONICAL = [
+    "filepath",
+    "filename",
+    "label",
+    "labels",
+    "source",
+    "xc_id",
+    "author",
+    "rating",
+    "duration",
+    "latitude",
+    "longitude",
+    "t_min",
+    "t_max",
+    "f_min",
+    "f_max",
+    "songtype",
+    "positive",
+    "other_labels",
+]
 DROPPED = ["filepath", "source", "reason", "detail"]
 LIST_COLUMNS = ("labels", "other_labels")
 BOXES = ("t_min", "t_max", "f_min", "f_max")
@@ -60,12 +77,24 @@ _QUOTED = re.compile(r"'([^'\\]*)'")
 _XC_IN_NAME = re.compile(r"(?:^|/)XC(\d+)\.[^/]*$", re.IGNORECASE)
 _XC_IN_URL = re.compile(r"(?:xeno-canto\.org/|\bXC)(\d+)", re.IGNORECASE)
 _XC_ID = re.compile(r"\s*(?:XC)?(\d+)(?:\.0)?\s*", re.IGNORECASE)
-_DEFAULTS = {"xc_id": np.nan, "author": np.nan, "rating": np.nan, "duration": np.nan,
-             "latitude": np.nan, "longitude": np.nan, "t_min": np.nan, "t_max": np.nan,
-             "f_min": np.nan, "f_max": np.nan, "songtype": np.nan, "positive": True}
+_DEFAULTS = {
+    "xc_id": np.nan,
+    "author": np.nan,
+    "rating": np.nan,
+    "duration": np.nan,
+    "latitude": np.nan,
+    "longitude": np.nan,
+    "t_min": np.nan,
+    "t_max": np.nan,
+    "f_min": np.nan,
+    "f_max": np.nan,
+    "songtype": np.nan,
+    "positive": True,
+}
 
 
 # ----------------------------------------------------------------------------- small helpers
+
 
 def parse_label_list(value, where: str) -> list[str]:
     """A `secondary_labels` cell ("['a', 'b']" or "[]") as a list of strings."""
@@ -115,7 +144,7 @@ def _relative(relative: str, where: str) -> str:
 
 def _root(root: str) -> str:
     """`root` without a trailing slash; local roots made absolute."""
-    return root.rstrip("/") if "://" in root else posixpath.abspath(root)
+    return fs.absolute(root)
 
 
 def safe_join(root: str, relative: str, where: str) -> str:
@@ -163,14 +192,24 @@ class _BadRows:
             return out
         keep = self.good(index)
         if not keep.any():
-            raise DataError(f"{self.path}: all {len(index)} rows are unusable "
-                            f"(first: {self.rows[min(self.rows)][2]})")
+            raise DataError(
+                f"{self.path}: all {len(index)} rows are unusable "
+                f"(first: {self.rows[min(self.rows)][2]})"
+            )
         pos = np.flatnonzero(~keep)
         kinds = [self.rows[int(index[i])] for i in pos]
         files = [f or out["filepath"].iat[i] for (_, f, _), i in zip(kinds, pos)]
-        self.collect.append(pd.DataFrame({"filepath": files, "source": self.source,
-                                          "reason": [k for k, _, _ in kinds],
-                                          "detail": [d for _, _, d in kinds]}, columns=DROPPED))
+        self.collect.append(
+            pd.DataFrame(
+                {
+                    "filepath": files,
+                    "source": self.source,
+                    "reason": [k for k, _, _ in kinds],
+                    "detail": [d for _, _, d in kinds],
+                },
+                columns=DROPPED,
+            )
+        )
         return out[keep].reset_index(drop=True)
 
 
@@ -178,22 +217,21 @@ def _read_csv(path: str, required: list[str], text: tuple[str, ...] = ()) -> pd.
     """The CSV at `path` (local or gs://), `text` columns kept as strings; checks `required`."""
     dtype = {c: str for c in text}
     try:
-        if "://" in path:
-            import tensorflow as tf
-
-            if not tf.io.gfile.exists(path):
-                raise FileNotFoundError(path)
-            with tf.io.gfile.GFile(path) as fh:
-                df = pd.read_csv(fh, dtype=dtype)
-        else:
-            df = pd.read_csv(path, dtype=dtype)
+        if not fs.exists(path):
+            raise FileNotFoundError(path)
+        with fs.open(path, "r") as fh:
+            df = pd.read_csv(fh, dtype=dtype)
     except FileNotFoundError:
         raise DataError(f"{path}: metadata file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV ({str(err).strip().splitlines()[0]})") from None
+        raise DataError(
+            f"{path}: not a readable CSV ({str(err).strip().splitlines()[0]})"
+        ) from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(map(str, df.columns))})")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(map(str, df.columns))})"
+        )
     return df
 
 
@@ -224,13 +262,19 @@ def _number(df: pd.DataFrame, column: str, bad: _BadRows | None = None, kind: st
 def _no_duplicates(df: pd.DataFrame, keys: list[str], bad: _BadRows, index: pd.Index) -> None:
     """A row (of `df`, labelled by `index`) that repeats an earlier good row's `keys` is a bad row."""
     good = np.flatnonzero(bad.good(index))
-    groups = df.iloc[good].groupby(keys, sort=False, dropna=False).ngroup().to_numpy()  # in order of appearance
+    groups = (
+        df.iloc[good].groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    )  # in order of appearance
     first = np.unique(groups, return_index=True)[1]  # position in `good` of each group's first row
     for k in np.flatnonzero(np.arange(len(good)) != first[groups]):
         i, j = good[k], good[first[groups[k]]]
         shown = ", ".join(f"{key}={df[key].iat[i]}" for key in keys)
-        bad.add(index[i], "duplicate row", f"duplicate of row {int(index[j]) + 2} ({shown})",
-                str(df["filepath"].iat[i]) if "filepath" in df.columns else "")
+        bad.add(
+            index[i],
+            "duplicate row",
+            f"duplicate of row {int(index[j]) + 2} ({shown})",
+            str(df["filepath"].iat[i]) if "filepath" in df.columns else "",
+        )
 
 
 def _combine(primary: pd.Series, cells, parse, bad: _BadRows) -> tuple[np.ndarray, np.ndarray]:
@@ -282,11 +326,14 @@ def _shared(values: pd.Series) -> np.ndarray:
 def _search(pattern: re.Pattern, values, fullmatch: bool = False) -> np.ndarray:
     """The first group of `pattern` in each string of `values` (None where absent or not a string)."""
     find = pattern.fullmatch if fullmatch else pattern.search
-    return np.array([m.group(1) if isinstance(v, str) and (m := find(v)) else None for v in values], object)
+    return np.array(
+        [m.group(1) if isinstance(v, str) and (m := find(v)) else None for v in values], object
+    )
 
 
 def _xc_ids(relative: pd.Series, url=None, explicit=None) -> pd.Series:
     """`XC<digits>` from an explicit id column, else the file name, else the URL; NaN if none."""
+
     def found(pattern, column, fullmatch=False):
         return pd.Series(_search(pattern, column.to_numpy(), fullmatch), index=relative.index)
 
@@ -320,42 +367,72 @@ def _audio_root(root: str, audio_dir: str) -> str:
 
 # ----------------------------------------------------------------------------- readers
 
-def read_birdclef(root: str, metadata: str = "train_metadata.csv", audio_dir: str = "train_audio",
-                  source: str = "birdclef", label_dir: bool = False,
-                  classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
+
+def read_birdclef(
+    root: str,
+    metadata: str = "train_metadata.csv",
+    audio_dir: str = "train_audio",
+    source: str = "birdclef",
+    label_dir: bool = False,
+    classes: list[str] | None = None,
+    bad_rows: list | None = None,
+) -> pd.DataFrame:
     """BirdCLEF 2021-2024 `train_metadata.csv` as a canonical table.
 
     Audio is `<root>/<audio_dir>/<filename>`, or `<root>/<audio_dir>/<primary_label>/<filename>`
     with `label_dir` (2021: `train_short_audio`). `classes`, `bad_rows`: see the module docstring.
     """
     path = _meta_path(root, metadata)
-    df = _read_csv(path, ["primary_label", "filename"],
-                   text=("primary_label", "secondary_labels", "filename", "url", "author"))
+    df = _read_csv(
+        path,
+        ["primary_label", "filename"],
+        text=("primary_label", "secondary_labels", "filename", "url", "author"),
+    )
     bad = _BadRows(path, source, bad_rows)
     primary = _text(df, "primary_label", bad)
     relative = _text(df, "filename", bad)
     if label_dir:
         relative = primary + "/" + relative
     filepath, relative = _paths(_audio_root(root, audio_dir), relative, bad)
-    labels, others = _combine(primary, df.get("secondary_labels"), lambda c: (_parse_list(c), []), bad)
+    labels, others = _combine(
+        primary, df.get("secondary_labels"), lambda c: (_parse_list(c), []), bad
+    )
     out = _canonical(
-        len(df), filepath=filepath, filename=relative, label=primary, labels=labels, other_labels=others,
-        source=source, xc_id=_xc_ids(relative, df.get("url")), author=_optional_text(df, "author"),
-        rating=_number(df, "rating"), latitude=_number(df, "latitude"), longitude=_number(df, "longitude"))
+        len(df),
+        filepath=filepath,
+        filename=relative,
+        label=primary,
+        labels=labels,
+        other_labels=others,
+        source=source,
+        xc_id=_xc_ids(relative, df.get("url")),
+        author=_optional_text(df, "author"),
+        rating=_number(df, "rating"),
+        latitude=_number(df, "latitude"),
+        longitude=_number(df, "longitude"),
+    )
     _no_duplicates(out, ["filepath"], bad, df.index)
     return _finish(out, classes, bad, df.index)
 
 
-def _finish(out: pd.DataFrame, classes: list[str] | None, bad: _BadRows, index: pd.Index) -> pd.DataFrame:
+def _finish(
+    out: pd.DataFrame, classes: list[str] | None, bad: _BadRows, index: pd.Index
+) -> pd.DataFrame:
     """`out` with labels checked against `classes` (see the module docstring), bad rows dropped."""
     if classes is not None:
         out = _known_labels(out, classes, bad, index)
     return bad.drop(out, index)
 
 
-def read_cornell(root: str, metadata: str = "train.csv", audio_dir: str = "train_audio",
-                 source: str = "birdclef2020", part: str | None = None,
-                 classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
+def read_cornell(
+    root: str,
+    metadata: str = "train.csv",
+    audio_dir: str = "train_audio",
+    source: str = "birdclef2020",
+    part: str | None = None,
+    classes: list[str] | None = None,
+    bad_rows: list | None = None,
+) -> pd.DataFrame:
     """BirdCLEF 2020 (Cornell birdsong-recognition) `train.csv`; audio `<audio_dir>/<ebird_code>/<filename>`.
 
     Secondary labels there are `"Genus species_Common Name"`; they become eBird codes where the
@@ -364,9 +441,21 @@ def read_cornell(root: str, metadata: str = "train.csv", audio_dir: str = "train
     without a code, to report them). `classes`, `bad_rows`: see the module docstring.
     """
     path = _meta_path(root, metadata)
-    df = _read_csv(path, ["ebird_code", "filename"],
-                   text=("ebird_code", "filename", "secondary_labels", "primary_label", "sci_name",
-                         "species", "xc_id", "url", "author"))
+    df = _read_csv(
+        path,
+        ["ebird_code", "filename"],
+        text=(
+            "ebird_code",
+            "filename",
+            "secondary_labels",
+            "primary_label",
+            "sci_name",
+            "species",
+            "xc_id",
+            "url",
+            "author",
+        ),
+    )
     every = df["ebird_code"].fillna("").astype(str).str.strip()
     names = _species_names(df, every)  # from the whole file, whichever part is read
     known = set(every) - {""}
@@ -374,7 +463,9 @@ def read_cornell(root: str, metadata: str = "train.csv", audio_dir: str = "train
         df = df[(_in_letter_range(every, part, path) | (every == "")).to_numpy()]
     bad = _BadRows(path, source, bad_rows)
     code = _text(df, "ebird_code", bad)
-    filepath, relative = _paths(_audio_root(root, audio_dir), code + "/" + _text(df, "filename", bad), bad)
+    filepath, relative = _paths(
+        _audio_root(root, audio_dir), code + "/" + _text(df, "filename", bad), bad
+    )
 
     def parse(cell):
         listed = _parse_list(cell)
@@ -383,10 +474,20 @@ def read_cornell(root: str, metadata: str = "train.csv", audio_dir: str = "train
 
     labels, others = _combine(code, df.get("secondary_labels"), parse, bad)
     out = _canonical(
-        len(df), filepath=filepath, filename=relative, label=code, labels=labels, other_labels=others,
-        source=source, xc_id=_xc_ids(relative, df.get("url"), df.get("xc_id")),
-        author=_optional_text(df, "author"), rating=_number(df, "rating"), duration=_number(df, "duration"),
-        latitude=_number(df, "latitude"), longitude=_number(df, "longitude"))
+        len(df),
+        filepath=filepath,
+        filename=relative,
+        label=code,
+        labels=labels,
+        other_labels=others,
+        source=source,
+        xc_id=_xc_ids(relative, df.get("url"), df.get("xc_id")),
+        author=_optional_text(df, "author"),
+        rating=_number(df, "rating"),
+        duration=_number(df, "duration"),
+        latitude=_number(df, "latitude"),
+        longitude=_number(df, "longitude"),
+    )
     _no_duplicates(out, ["filepath"], bad, df.index)
     return _finish(out, classes, bad, df.index)
 
@@ -414,19 +515,36 @@ def _in_letter_range(code: pd.Series, part: str, path: str) -> pd.Series:
     return (first >= match.group(1).upper()) & (first <= match.group(2).upper())
 
 
-def read_xc_extended(root: str, part: str = "A-M", metadata: str = "train_extended.csv",
-                     source: str | None = None, classes: list[str] | None = None,
-                     bad_rows: list | None = None) -> pd.DataFrame:
+def read_xc_extended(
+    root: str,
+    part: str = "A-M",
+    metadata: str = "train_extended.csv",
+    source: str | None = None,
+    classes: list[str] | None = None,
+    bad_rows: list | None = None,
+) -> pd.DataFrame:
     """Xeno-Canto extended A-M or N-Z (`train_extended.csv`, Cornell columns; audio `<part>/<ebird_code>/`).
 
     Both datasets ship the full `train_extended.csv`; the rows of the other part are left out.
     """
-    return read_cornell(root, metadata, audio_dir=part, source=source or f"xc-{part.lower()}",
-                        part=part, classes=classes, bad_rows=bad_rows)
+    return read_cornell(
+        root,
+        metadata,
+        audio_dir=part,
+        source=source or f"xc-{part.lower()}",
+        part=part,
+        classes=classes,
+        bad_rows=bad_rows,
+    )
 
 
-def read_fat2019(root: str, subset: str = "curated", source: str | None = None,
-                 classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
+def read_fat2019(
+    root: str,
+    subset: str = "curated",
+    source: str | None = None,
+    classes: list[str] | None = None,
+    bad_rows: list | None = None,
+) -> pd.DataFrame:
     """Freesound Audio Tagging 2019 `train_curated.csv` / `train_noisy.csv` (`fname`, comma-joined `labels`).
 
     Multi-label: `labels` holds every label, `label` the first. Audio is `train_<subset>/<fname>`.
@@ -438,7 +556,9 @@ def read_fat2019(root: str, subset: str = "curated", source: str | None = None,
     bad = _BadRows(path, source or f"fat2019-{subset}", bad_rows)
     cells = _text(df, "labels", bad)
     codes, uniq = pd.factorize(cells)
-    lists = _objects(list(dict.fromkeys(s for s in (p.strip() for p in cell.split(",")) if s)) for cell in uniq)
+    lists = _objects(
+        list(dict.fromkeys(s for s in (p.strip() for p in cell.split(",")) if s)) for cell in uniq
+    )
     for k, labels in enumerate(lists):
         if not labels:
             for i in np.flatnonzero(codes == k):
@@ -446,15 +566,27 @@ def read_fat2019(root: str, subset: str = "curated", source: str | None = None,
             labels.append("")
     firsts = np.array([labels[0] for labels in lists], dtype=object)
     filepath, relative = _paths(_audio_root(root, f"train_{subset}"), _text(df, "fname", bad), bad)
-    out = _canonical(len(df), filepath=filepath, filename=relative, label=firsts[codes],
-                     labels=lists[codes], source=bad.source)
+    out = _canonical(
+        len(df),
+        filepath=filepath,
+        filename=relative,
+        label=firsts[codes],
+        labels=lists[codes],
+        source=bad.source,
+    )
     _no_duplicates(out, ["filepath"], bad, df.index)
     return _finish(out, classes, bad, df.index)
 
 
-def read_rainforest(root: str, subset: str = "tp", audio_dir: str = "train", extension: str = ".flac",
-                    source: str | None = None, classes: list[str] | None = None,
-                    bad_rows: list | None = None) -> pd.DataFrame:
+def read_rainforest(
+    root: str,
+    subset: str = "tp",
+    audio_dir: str = "train",
+    extension: str = ".flac",
+    source: str | None = None,
+    classes: list[str] | None = None,
+    bad_rows: list | None = None,
+) -> pd.DataFrame:
     """Rainforest Connection `train_tp.csv` / `train_fp.csv`: one row per labelled box.
 
     `label` is the species id (as text); `positive` is False for fp rows (the species verified
@@ -470,13 +602,32 @@ def read_rainforest(root: str, subset: str = "tp", audio_dir: str = "train", ext
     box = {c: _number(df, c, bad, "bad box") for c in BOXES}
     empty = (box["t_max"] <= box["t_min"]) | (box["f_max"] <= box["f_min"]) | (box["t_min"] < 0)
     for i in np.flatnonzero(empty):
-        bad.add(df.index[i], "bad box", f"empty or negative box (t {box['t_min'][i]}-{box['t_max'][i]} s, "
-                                        f"f {box['f_min'][i]}-{box['f_max'][i]} Hz)")
-    filepath, relative = _paths(_audio_root(root, audio_dir), _text(df, "recording_id", bad) + extension, bad)
-    out = _canonical(len(df), filepath=filepath, filename=relative, label=species, labels=_shared(species),
-                     source=bad.source, songtype=_number(df, "songtype_id"), positive=subset == "tp", **box)
-    _no_duplicates(out.assign(songtype_id=df["songtype_id"].to_numpy()),
-                   ["filepath", "label", "songtype_id", *BOXES], bad, df.index)
+        bad.add(
+            df.index[i],
+            "bad box",
+            f"empty or negative box (t {box['t_min'][i]}-{box['t_max'][i]} s, "
+            f"f {box['f_min'][i]}-{box['f_max'][i]} Hz)",
+        )
+    filepath, relative = _paths(
+        _audio_root(root, audio_dir), _text(df, "recording_id", bad) + extension, bad
+    )
+    out = _canonical(
+        len(df),
+        filepath=filepath,
+        filename=relative,
+        label=species,
+        labels=_shared(species),
+        source=bad.source,
+        songtype=_number(df, "songtype_id"),
+        positive=subset == "tp",
+        **box,
+    )
+    _no_duplicates(
+        out.assign(songtype_id=df["songtype_id"].to_numpy()),
+        ["filepath", "label", "songtype_id", *BOXES],
+        bad,
+        df.index,
+    )
     return _finish(out, classes, bad, df.index)
 
 
@@ -498,7 +649,9 @@ FORMATS: dict[str, tuple] = {
 }
 
 
-def read_source(fmt: str, root: str, classes: list[str] | None = None, bad_rows: list | None = None) -> pd.DataFrame:
+def read_source(
+    fmt: str, root: str, classes: list[str] | None = None, bad_rows: list | None = None
+) -> pd.DataFrame:
     """The canonical table of one dataset in format `fmt` (a key of FORMATS) under `root`.
 
     `classes`, `bad_rows`: see the module docstring.
@@ -512,27 +665,37 @@ def read_source(fmt: str, root: str, classes: list[str] | None = None, bad_rows:
 def read_class_list(path: str) -> list[str]:
     """Class names from a text file (one a line), a JSON list, or the header of a CSV such as
     `sample_submission.csv` (its `row_id` column left out)."""
-    if not io.exists(path):
+    if not fs.exists(path):
         raise DataError(f"{path}: class list not found")
-    text = io.read_text(path)
+    text = fs.read_text(path)
     if path.endswith(".json"):
         try:
             names = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataError(f"{path}: not valid JSON ({err})") from None
     elif path.endswith(".csv"):
-        names = [n.strip() for n in (text.splitlines() or [""])[0].split(",") if n.strip() not in ("", "row_id")]
+        names = [
+            n.strip()
+            for n in (text.splitlines() or [""])[0].split(",")
+            if n.strip() not in ("", "row_id")
+        ]
     else:
-        names = [n for n in (line.strip() for line in text.splitlines()) if n and not n.startswith("#")]
+        names = [
+            n for n in (line.strip() for line in text.splitlines()) if n and not n.startswith("#")
+        ]
     if not isinstance(names, list) or not names:
-        raise DataError(f"{path}: no class names (expected one a line, a JSON list or a CSV header)")
+        raise DataError(
+            f"{path}: no class names (expected one a line, a JSON list or a CSV header)"
+        )
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise DataError(f"{path}: class {repeated[0]!r} is listed twice")
     return [str(n) for n in names]
 
 
-def _known_labels(df: pd.DataFrame, classes: list[str], bad: _BadRows, index: pd.Index) -> pd.DataFrame:
+def _known_labels(
+    df: pd.DataFrame, classes: list[str], bad: _BadRows, index: pd.Index
+) -> pd.DataFrame:
     """Rows whose primary label is outside `classes` marked bad; other labels outside it moved to
     `other_labels` (rows of `df` are labelled by `index`)."""
     known = set(classes)
@@ -542,8 +705,12 @@ def _known_labels(df: pd.DataFrame, classes: list[str], bad: _BadRows, index: pd
     for i in np.flatnonzero(bad.good(index)):
         row = labels[i]
         if row[0] not in known:
-            bad.add(index[i], "unknown label", f"primary label {row[0]!r} is not one of the {len(known)} classes",
-                    df["filepath"].iat[i])
+            bad.add(
+                index[i],
+                "unknown label",
+                f"primary label {row[0]!r} is not one of the {len(known)} classes",
+                df["filepath"].iat[i],
+            )
         elif any(x not in known for x in row):
             labels[i] = [x for x in row if x in known]
             others[i] = list(others[i]) + [x for x in row if x not in known]
@@ -552,13 +719,18 @@ def _known_labels(df: pd.DataFrame, classes: list[str], bad: _BadRows, index: pd
 
 # ----------------------------------------------------------------------------- merging and cleaning
 
+
 def skip_summary(verb: str, reasons, total: int, unit: str) -> str:
     """`<verb>: skipped 3 of 120 <unit>: 2 unreadable, 1 all samples are zero`: each kind of reason
     (its text before " (") with its count, most frequent first, then by name."""
     kinds = Counter(str(r).split(" (")[0] for r in reasons)
     line = f"{verb}: skipped {sum(kinds.values())} of {total} {unit}"
-    return line + (": " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kn: (-kn[1], kn[0])))
-                   if kinds else "")
+    return line + (
+        ": "
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kn: (-kn[1], kn[0])))
+        if kinds
+        else ""
+    )
 
 
 def merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -570,9 +742,15 @@ def merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def dropped_rows(rows: pd.DataFrame, reason: str, detail) -> pd.DataFrame:
     """A table of dropped rows (columns DROPPED): their filepath and source, a reason and a detail."""
-    return pd.DataFrame({"filepath": rows["filepath"].to_numpy(), "source": rows["source"].to_numpy(),
-                         "reason": reason, "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail},
-                        columns=DROPPED)
+    return pd.DataFrame(
+        {
+            "filepath": rows["filepath"].to_numpy(),
+            "source": rows["source"].to_numpy(),
+            "reason": reason,
+            "detail": detail.to_numpy() if isinstance(detail, pd.Series) else detail,
+        },
+        columns=DROPPED,
+    )
 
 
 def no_drops() -> pd.DataFrame:
@@ -589,7 +767,9 @@ def deduplicate(df: pd.DataFrame, keys=("xc_id",)) -> tuple[pd.DataFrame, pd.Dat
     keys = list(keys)
     missing = [k for k in keys if k not in df.columns]
     if missing:
-        raise DataError(f"cannot de-duplicate on {', '.join(missing)}: no such column (have {', '.join(df.columns)})")
+        raise DataError(
+            f"cannot de-duplicate on {', '.join(missing)}: no such column (have {', '.join(df.columns)})"
+        )
     valid = df[keys].notna().all(axis=1)
     dup = df[keys].duplicated(keep="first") & valid
     if not dup.any():
@@ -599,8 +779,9 @@ def deduplicate(df: pd.DataFrame, keys=("xc_id",)) -> tuple[pd.DataFrame, pd.Dat
     return df[~dup].reset_index(drop=True), dropped_rows(df[dup], "duplicate", detail)
 
 
-def exclude_recordings(df: pd.DataFrame, other: pd.DataFrame, keys=("xc_id",),
-                       reason: str = "in fine-tuning set") -> tuple[pd.DataFrame, pd.DataFrame]:
+def exclude_recordings(
+    df: pd.DataFrame, other: pd.DataFrame, keys=("xc_id",), reason: str = "in fine-tuning set"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Drop rows of `df` whose `keys` (all present) match a row of `other`; returns (kept, dropped)."""
     keys = list(keys)
     theirs = pd.MultiIndex.from_frame(other[keys].dropna())
@@ -618,9 +799,9 @@ def read_corrupt_list(path: str) -> dict[str, str]:
     and a reason; blank lines and `#` comments are skipped. A path may be a whole filepath or
     its tail (`train_audio/lotduc/XC195038.mp3`, `XC195038.mp3`).
     """
-    if not io.exists(path):
+    if not fs.exists(path):
         raise DataError(f"{path}: corrupt-file list not found")
-    text = io.read_text(path)
+    text = fs.read_text(path)
     if path.endswith(".json") or text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
@@ -639,7 +820,9 @@ def read_corrupt_list(path: str) -> dict[str, str]:
     return entries
 
 
-def drop_listed(df: pd.DataFrame, entries: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def drop_listed(
+    df: pd.DataFrame, entries: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Drop rows whose filepath is, or ends with, an entry of a corrupt-file list.
 
     Returns (kept, dropped, entries that matched no row).
@@ -660,7 +843,11 @@ def drop_listed(df: pd.DataFrame, entries: dict[str, str]) -> tuple[pd.DataFrame
     unmatched = [e for e in entries if e not in used]
     if not hit.any():
         return df, no_drops(), unmatched
-    return df[~hit].reset_index(drop=True), dropped_rows(df[hit], "corrupt list", detail[hit]), unmatched
+    return (
+        df[~hit].reset_index(drop=True),
+        dropped_rows(df[hit], "corrupt list", detail[hit]),
+        unmatched,
+    )
 
 
 def _probe(path: str) -> tuple[str | None, float]:
@@ -670,11 +857,14 @@ def _probe(path: str) -> tuple[str | None, float]:
     return (reason, math.nan) if reason else (None, audio_info(path)[1])
 
 
-def probe_audio(paths: list[str], workers: int = 1, progress=None) -> list[tuple[str | None, float]]:
+def probe_audio(
+    paths: list[str], workers: int = 1, progress=None
+) -> list[tuple[str | None, float]]:
     """(reason the file is unusable or None, duration in seconds) per path; `workers` processes.
 
     `progress` (a birdtpu.progress.Progress) advances by one file, with its seconds, as each is probed.
     """
+
     def counted(results):
         for reason, seconds in results:
             if progress is not None:
@@ -688,7 +878,9 @@ def probe_audio(paths: list[str], workers: int = 1, progress=None) -> list[tuple
         return list(counted(pool.map(_probe, paths, chunksize=max(1, len(paths) // (workers * 8)))))
 
 
-def drop_unusable(df: pd.DataFrame, workers: int = 1, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def drop_unusable(
+    df: pd.DataFrame, workers: int = 1, progress=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decode every recording once; drop unreadable, empty, all-zero or NaN ones, fill `duration`.
 
     Returns (kept, dropped with each file's reason). `progress`: see `probe_audio`.
@@ -705,6 +897,7 @@ def drop_unusable(df: pd.DataFrame, workers: int = 1, progress=None) -> tuple[pd
 
 
 # ----------------------------------------------------------------------------- labels and targets
+
 
 def label_map(df: pd.DataFrame, primary_only: bool = False) -> list[str]:
     """Sorted class names over primary and secondary labels (or primary labels only)."""
@@ -739,6 +932,7 @@ def targets(df: pd.DataFrame, classes: list[str], secondary_weight: float = 1.0)
 
 # ----------------------------------------------------------------------------- table files
 
+
 def write_table(df: pd.DataFrame, path: str) -> None:
     """Write a catalog atomically: `.parquet` (needs pyarrow), else CSV (`.csv`, `.csv.gz`).
 
@@ -748,31 +942,34 @@ def write_table(df: pd.DataFrame, path: str) -> None:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise DataError(f"{path}: writing parquet needs pyarrow (pip install pyarrow), "
-                            "or write .csv") from None
-        buffer = _io.BytesIO()
+            raise DataError(
+                f"{path}: writing parquet needs pyarrow (pip install pyarrow), or write .csv"
+            ) from None
+        buffer = io.BytesIO()
         df.to_parquet(buffer, index=False)
-        io.atomic_write_bytes(path, buffer.getvalue())
+        fs.atomic_write_bytes(path, buffer.getvalue())
         return
     out = df.assign(**{c: df[c].map(str) for c in LIST_COLUMNS if c in df.columns})
     data = out.to_csv(index=False).encode("utf-8")
-    io.atomic_write_bytes(path, gzip.compress(data, mtime=0) if path.endswith(".gz") else data)
+    fs.atomic_write_bytes(path, gzip.compress(data, mtime=0) if path.endswith(".gz") else data)
 
 
 def read_table(path: str) -> pd.DataFrame:
     """A catalog written by write_table (list columns parsed back)."""
-    if not io.exists(path):
+    if not fs.exists(path):
         raise DataError(f"{path}: catalog table not found")
-    raw = io.read_bytes(path)
+    raw = fs.read_bytes(path)
     if path.endswith(".parquet"):
-        df = pd.read_parquet(_io.BytesIO(raw))
+        df = pd.read_parquet(io.BytesIO(raw))
         for c in LIST_COLUMNS:
             if c in df.columns:
                 df[c] = df[c].map(list)
         return df
     text = ("filepath", "filename", "label", "labels", "other_labels", "source", "xc_id", "author")
-    df = pd.read_csv(_io.BytesIO(gzip.decompress(raw) if path.endswith(".gz") else raw),
-                     dtype={c: str for c in text})
+    df = pd.read_csv(
+        io.BytesIO(gzip.decompress(raw) if path.endswith(".gz") else raw),
+        dtype={c: str for c in text},
+    )
     missing = [c for c in ("filepath", "label", "labels") if c not in df.columns]
     if missing:
         raise DataError(f"{path}: not a catalog table (no {', '.join(missing)} column)")
@@ -781,4 +978,3 @@ def read_table(path: str) -> pd.DataFrame:
             codes, uniq = pd.factorize(df[c].fillna("[]"))
             df[c] = _objects(parse_label_list(u, f"{path} column {c}") for u in uniq)[codes]
     return df
-

@@ -20,8 +20,14 @@ TRAIN_ONLY = -1
 METHODS = ("stratified", "multilabel")
 
 
-def make_folds(df: pd.DataFrame, n_folds: int, seed: int, method: str = "stratified",
-               group: str | None = "filepath", column: str = "label") -> np.ndarray:
+def make_folds(
+    df: pd.DataFrame,
+    n_folds: int,
+    seed: int,
+    method: str = "stratified",
+    group: str | None = "filepath",
+    column: str = "label",
+) -> np.ndarray:
     """Fold id per row (0..n_folds-1, or TRAIN_ONLY), the same for every row of a `group`.
 
     `stratified` balances the primary label `column` (StratifiedKFold over groups, each group
@@ -37,7 +43,9 @@ def make_folds(df: pd.DataFrame, n_folds: int, seed: int, method: str = "stratif
         raise DataError(f"folds: unknown method {method!r} (one of {', '.join(METHODS)})")
     gid, n_groups = _groups(df, group)
     if n_groups < n_folds:
-        raise DataError(f"folds: {n_groups} group(s) by {group or 'row'} cannot fill {n_folds} folds")
+        raise DataError(
+            f"folds: {n_groups} group(s) by {group or 'row'} cannot fill {n_folds} folds"
+        )
     member = _membership(df, gid, n_groups, method, column)
     gfold = np.full(n_groups, TRAIN_ONLY, np.int64)
     active = np.flatnonzero(~_train_only(df, gid, n_groups))
@@ -50,7 +58,9 @@ def make_folds(df: pd.DataFrame, n_folds: int, seed: int, method: str = "stratif
     return gfold[gid]
 
 
-def stratified_folds(df: pd.DataFrame, n_folds: int, seed: int, column: str = "label") -> np.ndarray:
+def stratified_folds(
+    df: pd.DataFrame, n_folds: int, seed: int, column: str = "label"
+) -> np.ndarray:
     """Fold id per row, stratified on `column`, grouped by recording where `filepath` exists.
 
     A class's only recording gets TRAIN_ONLY (-1): trained on in every fold, never validated.
@@ -59,7 +69,9 @@ def stratified_folds(df: pd.DataFrame, n_folds: int, seed: int, column: str = "l
     return make_folds(df, n_folds, seed, "stratified", group, column)
 
 
-def multilabel_folds(df: pd.DataFrame, n_folds: int, seed: int, group: str | None = "filepath") -> np.ndarray:
+def multilabel_folds(
+    df: pd.DataFrame, n_folds: int, seed: int, group: str | None = "filepath"
+) -> np.ndarray:
     """Fold id per row, balancing every label of `labels` (multilabel iterative stratification)."""
     return make_folds(df, n_folds, seed, "multilabel", group)
 
@@ -81,7 +93,9 @@ def _groups(df: pd.DataFrame, group: str | None) -> tuple[np.ndarray, int]:
     return codes, int(codes.max()) + 1 if len(codes) else 0
 
 
-def _membership(df: pd.DataFrame, gid: np.ndarray, n_groups: int, method: str, column: str) -> sparse.csr_matrix:
+def _membership(
+    df: pd.DataFrame, gid: np.ndarray, n_groups: int, method: str, column: str
+) -> sparse.csr_matrix:
     """(groups, classes) counts of rows: of the primary `column`, or of every label for multilabel."""
     if method == "stratified":
         if column not in df.columns:
@@ -151,8 +165,9 @@ def _multilabel(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
-def _keep_classes_in_training(gfold: np.ndarray, member: sparse.csr_matrix, sizes: np.ndarray,
-                              n_folds: int) -> None:
+def _keep_classes_in_training(
+    gfold: np.ndarray, member: sparse.csr_matrix, sizes: np.ndarray, n_folds: int
+) -> None:
     """Move groups (in place) so that no class has all its groups in one validation fold.
 
     A class whose groups all sit in fold k would have no training example when k is validated:
@@ -163,14 +178,20 @@ def _keep_classes_in_training(gfold: np.ndarray, member: sparse.csr_matrix, size
     present = (member > 0).astype(np.int64).tocsr()
     by_class = present.tocsc()
     assigned = gfold >= 0
-    onehot = sparse.csr_matrix((np.ones(assigned.sum()), (np.flatnonzero(assigned), gfold[assigned])),
-                               shape=(len(gfold), n_folds))
-    counts = np.asarray((present.T @ onehot).todense()).astype(np.int64)  # groups per class and fold
-    spare = np.asarray(present.T @ (~assigned).astype(np.int64)).ravel()  # TRAIN_ONLY groups per class
+    onehot = sparse.csr_matrix(
+        (np.ones(assigned.sum()), (np.flatnonzero(assigned), gfold[assigned])),
+        shape=(len(gfold), n_folds),
+    )
+    counts = np.asarray((present.T @ onehot).todense()).astype(
+        np.int64
+    )  # groups per class and fold
+    spare = np.asarray(
+        present.T @ (~assigned).astype(np.int64)
+    ).ravel()  # TRAIN_ONLY groups per class
     fold_rows = np.bincount(gfold[assigned], weights=sizes[assigned], minlength=n_folds)
 
     def classes_of(g):
-        return present.indices[present.indptr[g]:present.indptr[g + 1]]
+        return present.indices[present.indptr[g] : present.indptr[g + 1]]
 
     def safe_fold(g, k):
         allowed = np.ones(n_folds, bool)
@@ -203,7 +224,7 @@ def _keep_classes_in_training(gfold: np.ndarray, member: sparse.csr_matrix, size
         if spare[c] or np.count_nonzero(counts[c]) != 1:
             continue  # fixed by an earlier move
         k = int(np.argmax(counts[c]))
-        groups = by_class.indices[by_class.indptr[c]:by_class.indptr[c + 1]]
+        groups = by_class.indices[by_class.indptr[c] : by_class.indptr[c + 1]]
         groups = groups[gfold[groups] == k]
         g = int(groups[np.lexsort((groups, sizes[groups]))[0]])
         move(g, TRAIN_ONLY if len(groups) == 1 else safe_fold(g, k))

@@ -20,6 +20,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from birdtpu import fs
 from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError, load_audio
 from birdtpu.data.shards import parse_example, parse_header, pcm_window
 from birdtpu.errors import DataError
@@ -32,6 +33,7 @@ SHARD_SUFFIXES = (".tfrec", ".tfrecord", ".tfrec.gz", ".tfrecord.gz")
 
 
 # ------------------------------------------------------------------ one clip
+
 
 def _seed(seed):
     """`seed` as int32 [2], or a fresh random one when None (eager convenience)."""
@@ -66,7 +68,9 @@ def _crop_start(n, length: int, crop: str, seed):
     """Where a `length` window of an `n`-sample clip starts: 0 (`start`) or random (`random`)."""
     if crop not in ("random", "start"):
         raise ValueError(f"crop: {crop!r} is not 'random' or 'start' (use box_crop for boxes)")
-    return _randint(seed, tf.maximum(n - length, 0)) if crop == "random" else tf.constant(0, tf.int32)
+    return (
+        _randint(seed, tf.maximum(n - length, 0)) if crop == "random" else tf.constant(0, tf.int32)
+    )
 
 
 def _box_start(n, length: int, t_min, t_max, sample_rate, seed=None):
@@ -87,7 +91,7 @@ def crop_or_pad(wave, length: int, crop: str = "start", pad: str = "constant", s
     longer clip; a shorter clip is padded by `pad` (see `pad_to`). `seed`: int32 [2] or None."""
     seeds = split_seed(_seed(seed), 2)
     start = _crop_start(tf.shape(wave)[0], length, crop, seeds[0])
-    return pad_to(wave[start: start + length], length, pad, seeds[1])
+    return pad_to(wave[start : start + length], length, pad, seeds[1])
 
 
 def box_crop(wave, length: int, t_min, t_max, sample_rate, seed=None, pad: str = "constant"):
@@ -99,7 +103,7 @@ def box_crop(wave, length: int, t_min, t_max, sample_rate, seed=None, pad: str =
     where it is long enough, else padded by `pad`.
     """
     start = _box_start(tf.shape(wave)[0], length, t_min, t_max, sample_rate, seed)
-    return pad_to(wave[start: start + length], length, pad, seed)
+    return pad_to(wave[start : start + length], length, pad, seed)
 
 
 def trim_bounds(wave, top_db: float = 60.0, frame_length: int = 2048, hop_length: int = 512):
@@ -110,7 +114,9 @@ def trim_bounds(wave, top_db: float = 60.0, frame_length: int = 2048, hop_length
     frames = tf.signal.frame(x, frame_length, hop_length)
     rms = tf.sqrt(tf.reduce_mean(tf.square(frames), axis=-1))
     db = 20.0 * tf.math.log(tf.maximum(rms, 1e-5)) / tf.math.log(10.0)
-    loud = tf.cast(tf.where(db > tf.reduce_max(db) - top_db)[:, 0], tf.int32)  # never empty: the max
+    loud = tf.cast(
+        tf.where(db > tf.reduce_max(db) - top_db)[:, 0], tf.int32
+    )  # never empty: the max
     return tf.reduce_min(loud) * hop_length, tf.minimum(n, (tf.reduce_max(loud) + 1) * hop_length)
 
 
@@ -123,10 +129,13 @@ def trim_silence(wave, top_db: float = 60.0, frame_length: int = 2048, hop_lengt
 def reweight_secondary(target, label, weight: float):
     """Targets with secondary labels (non-zero, not the primary `label`) set to `weight`."""
     primary = tf.one_hot(label, tf.shape(target)[-1], dtype=target.dtype)
-    return primary + tf.cast(weight, target.dtype) * tf.cast((target > 0) & (primary == 0), target.dtype)
+    return primary + tf.cast(weight, target.dtype) * tf.cast(
+        (target > 0) & (primary == 0), target.dtype
+    )
 
 
 # ------------------------------------------------------------------ sources
+
 
 def _worker_split(input_context, num_workers: int, worker_index: int) -> tuple[int, int]:
     if input_context is not None:
@@ -152,7 +161,9 @@ def _numbered_seed(seed, salt: int):
     """A function of an element's number (`Dataset.enumerate`) giving its int32 [2] stateless seed,
     cheaper per element than zipping a `_seeds` stream; keyed by `seed` and `salt` (random if None)."""
     key = np.random.randint(2**31 - 1) if seed is None else (seed * 1000003 + salt) % (2**31 - 1)
-    return lambda i: tf.stack([tf.constant(key, tf.int32), tf.cast(tf.math.floormod(i, 2**31 - 1), tf.int32)])
+    return lambda i: tf.stack(
+        [tf.constant(key, tf.int32), tf.cast(tf.math.floormod(i, 2**31 - 1), tf.int32)]
+    )
 
 
 def _glob(pattern: str) -> list[str]:
@@ -175,9 +186,13 @@ def _decoder(sample_rate: int, max_seconds: float | None, total: int, log):
             with lock:
                 if path not in skipped:
                     skipped[path] = err.reason
-                    log(f"pipeline: skip {path}: {err.reason} ({len(skipped)} of {total} files skipped)")
+                    log(
+                        f"pipeline: skip {path}: {err.reason} ({len(skipped)} of {total} files skipped)"
+                    )
                 if len(skipped) >= total:
-                    raise DataError(f"pipeline: all {total} audio files are unreadable (last: {path})") from None
+                    raise DataError(
+                        f"pipeline: all {total} audio files are unreadable (last: {path})"
+                    ) from None
             return np.zeros(0, np.float32), False
 
     return decode
@@ -195,8 +210,15 @@ def _decode_map(ds, sample_rate, max_seconds, total, log, deterministic):
     return ds.filter(lambda ex: ex["ok"])
 
 
-def background_dataset(source, clip_samples: int, batch_size: int, sample_rate: int | None = None,
-                       seed: int | None = None, compression: str = "", log=print):
+def background_dataset(
+    source,
+    clip_samples: int,
+    batch_size: int,
+    sample_rate: int | None = None,
+    seed: int | None = None,
+    compression: str = "",
+    log=print,
+):
     """Endless batches (batch, clip_samples) of random crops of no-call audio.
 
     `source`: a folder or glob of TFRecord shards (`*.tfrec`, only their `audio` is read) or of
@@ -212,28 +234,46 @@ def background_dataset(source, clip_samples: int, batch_size: int, sample_rate: 
         audio = [p for p in paths if p.lower().endswith(AUDIO_EXTENSIONS)]
         if not shards and not audio:
             raise DataError(f"augment.background: {source}: no shards (*.tfrec) or audio files")
-        files = tf.data.Dataset.from_tensor_slices(shards or audio).shuffle(len(paths), seed=seed).repeat()
+        files = (
+            tf.data.Dataset.from_tensor_slices(shards or audio)
+            .shuffle(len(paths), seed=seed)
+            .repeat()
+        )
         if shards:
-            waves = files.interleave(lambda f: tf.data.TFRecordDataset(f, compression or None),
-                                     cycle_length=min(len(shards), 8), num_parallel_calls=AUTOTUNE,
-                                     deterministic=False)
+            waves = files.interleave(
+                lambda f: tf.data.TFRecordDataset(f, compression or None),
+                cycle_length=min(len(shards), 8),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=False,
+            )
             waves = waves.map(lambda s: parse_header(s, None), num_parallel_calls=AUTOTUNE)
         else:
             if not sample_rate:
                 raise DataError(f"augment.background: {source}: audio files need the sample rate")
-            waves = _decode_map(files.map(lambda p: {"path": p}), sample_rate, None, len(audio), log, False)
+            waves = _decode_map(
+                files.map(lambda p: {"path": p}), sample_rate, None, len(audio), log, False
+            )
 
     def crop(ex, s):
         seeds = split_seed(s, 2)
         n, _, window = _reader(ex if isinstance(ex, dict) else {"audio": ex}, clip_samples)
-        return to_float(pad_to(window(_crop_start(n, clip_samples, "random", seeds[0])), clip_samples, "repeat",
-                               seeds[1]))
+        return to_float(
+            pad_to(
+                window(_crop_start(n, clip_samples, "random", seeds[0])),
+                clip_samples,
+                "repeat",
+                seeds[1],
+            )
+        )
 
-    crops = tf.data.Dataset.zip((waves.repeat(), _seeds(seed, 7))).map(crop, num_parallel_calls=AUTOTUNE)
+    crops = tf.data.Dataset.zip((waves.repeat(), _seeds(seed, 7))).map(
+        crop, num_parallel_calls=AUTOTUNE
+    )
     return crops.batch(batch_size, drop_remainder=True)
 
 
 # ------------------------------------------------------------------ the common tail
+
 
 def _policies(training: bool, augment, crop, pad, trim_db):
     """Crop, pad and trim settings: explicit arguments, else the augment config in training, else
@@ -256,11 +296,21 @@ def _reader(ex, length: int, trim_db: float = 0.0):
     if trim_db > 0:
         offset, end = trim_bounds(wave, trim_db)
         wave = wave[offset:end]
-    return tf.shape(wave)[0], offset, lambda start: wave[start: start + length]
+    return tf.shape(wave)[0], offset, lambda start: wave[start : start + length]
 
 
-def _clips(examples, clip_samples: int, training: bool, crop: str, pad: str, trim_db: float,
-           secondary_weight, seed, deterministic: bool, with_ids: bool):
+def _clips(
+    examples,
+    clip_samples: int,
+    training: bool,
+    crop: str,
+    pad: str,
+    trim_db: float,
+    secondary_weight,
+    seed,
+    deterministic: bool,
+    with_ids: bool,
+):
     """Dataset of record dicts -> (wave, target[, id]) of static length, one seed per record.
 
     Records from `parse_header` (shards) give int16 waves read straight from the window's bytes
@@ -271,13 +321,19 @@ def _clips(examples, clip_samples: int, training: bool, crop: str, pad: str, tri
     def prepare(i, ex):
         seeds = split_seed(seed_of(i), 2)
         n, offset, window = _reader(ex, clip_samples, trim_db)
-        start = _crop_start(n, clip_samples, crop if crop != "box" else "random" if training else "start", seeds[0])
+        start = _crop_start(
+            n, clip_samples, crop if crop != "box" else "random" if training else "start", seeds[0]
+        )
         if crop == "box":
             if "box" not in ex:
-                raise DataError("crop 'box' needs records with a labelled box (t_min/t_max); these have none")
+                raise DataError(
+                    "crop 'box' needs records with a labelled box (t_min/t_max); these have none"
+                )
             shift = tf.cast(offset, tf.float32) / tf.cast(ex["sample_rate"], tf.float32)
             t_min, t_max = ex["box"][0] - shift, ex["box"][1] - shift
-            boxed = _box_start(n, clip_samples, t_min, t_max, ex["sample_rate"], seeds[0] if training else None)
+            boxed = _box_start(
+                n, clip_samples, t_min, t_max, ex["sample_rate"], seeds[0] if training else None
+            )
             start = tf.where((ex["has_box"] > 0) & (t_max > t_min), boxed, start)
         wave = pad_to(window(start), clip_samples, pad, seeds[1])
         target = ex["target"]
@@ -285,7 +341,9 @@ def _clips(examples, clip_samples: int, training: bool, crop: str, pad: str, tri
             target = reweight_secondary(target, ex["label"], secondary_weight)
         return (wave, target, ex["id"]) if with_ids else (wave, target)
 
-    return examples.enumerate().map(prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return examples.enumerate().map(
+        prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+    )
 
 
 def to_float(wave):
@@ -298,24 +356,50 @@ def _augmenters(augment, background):
     if augment is None:
         return None, None, None, None
     wave = WaveAugment.from_augment_config(augment)
-    mix = BackgroundMix(augment.background_prob, augment.background_snr_db) if background is not None else None
-    mixup = MixUp(augment.mixup_prob, augment.mixup_alpha, augment.mix_labels) if augment.mixup_prob > 0 else None
-    cutmix = (CutMix(augment.cutmix_prob, augment.cutmix_alpha, augment.mix_labels)
-              if augment.cutmix_prob > 0 else None)
+    mix = (
+        BackgroundMix(augment.background_prob, augment.background_snr_db)
+        if background is not None
+        else None
+    )
+    mixup = (
+        MixUp(augment.mixup_prob, augment.mixup_alpha, augment.mix_labels)
+        if augment.mixup_prob > 0
+        else None
+    )
+    cutmix = (
+        CutMix(augment.cutmix_prob, augment.cutmix_alpha, augment.mix_labels)
+        if augment.cutmix_prob > 0
+        else None
+    )
     return (wave if wave.active else None), mix, mixup, cutmix
 
 
-def _batches(clips, batch_size: int, training: bool, augment, background, seed, deterministic: bool,
-             drop_remainder: bool):
+def _batches(
+    clips,
+    batch_size: int,
+    training: bool,
+    augment,
+    background,
+    seed,
+    deterministic: bool,
+    drop_remainder: bool,
+):
     """Batch, then (training) the waveform augmentations, background, MixUp and CutMix per batch."""
-    ds = clips.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
-                     deterministic=deterministic)
+    ds = clips.batch(
+        batch_size,
+        drop_remainder=drop_remainder,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
     wave_aug, bg_mix, mixup, cutmix = _augmenters(augment if training else None, background)
     if not any((wave_aug, bg_mix, mixup, cutmix)):
         if ds.element_spec[0].dtype == tf.float32:
             return ds
-        return ds.map(lambda *batch: (to_float(batch[0]), *batch[1:]), num_parallel_calls=AUTOTUNE,
-                      deterministic=deterministic)
+        return ds.map(
+            lambda *batch: (to_float(batch[0]), *batch[1:]),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
     parts = (ds, _seeds(seed, 2)) + ((background,) if bg_mix else ())
 
     def apply(batch, s, bg=None):
@@ -331,7 +415,9 @@ def _batches(clips, batch_size: int, training: bool, augment, background, seed, 
             wave, target = cutmix.augment((wave, target), seeds[3])
         return (wave, target, *batch[2:])
 
-    return tf.data.Dataset.zip(parts).map(apply, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return tf.data.Dataset.zip(parts).map(
+        apply, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+    )
 
 
 def _finish(ds, sharded: bool, deterministic: bool):
@@ -342,22 +428,52 @@ def _finish(ds, sharded: bool, deterministic: bool):
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-def _background(augment, training, background, clip_samples, batch_size, sample_rate, seed, compression, log):
+def _background(
+    augment, training, background, clip_samples, batch_size, sample_rate, seed, compression, log
+):
     if not training or augment is None or augment.background_prob <= 0:
         return None
-    return background_dataset(background if background is not None else augment.background, clip_samples,
-                              batch_size, sample_rate, seed, compression, log)
+    return background_dataset(
+        background if background is not None else augment.background,
+        clip_samples,
+        batch_size,
+        sample_rate,
+        seed,
+        compression,
+        log,
+    )
 
 
 # ------------------------------------------------------------------ public builders
 
-def build_dataset(paths: list[str], num_classes: int, clip_samples: int, batch_size: int,
-                  training: bool, augment=None, compression: str = "", shuffle_buffer: int = 1024,
-                  seed: int | None = None, deterministic: bool = False, with_ids: bool = False, *,
-                  input_context=None, num_workers: int = 1, worker_index: int = 0,
-                  cache: bool | str = False, drop_remainder: bool | None = None, crop: str | None = None,
-                  pad: str | None = None, trim_db: float | None = None, secondary_weight: float | None = None,
-                  background=None, sample_rate: int | None = None, cycle_length: int = 16, log=print):
+
+def build_dataset(
+    paths: list[str],
+    num_classes: int,
+    clip_samples: int,
+    batch_size: int,
+    training: bool,
+    augment=None,
+    compression: str = "",
+    shuffle_buffer: int = 1024,
+    seed: int | None = None,
+    deterministic: bool = False,
+    with_ids: bool = False,
+    *,
+    input_context=None,
+    num_workers: int = 1,
+    worker_index: int = 0,
+    cache: bool | str = False,
+    drop_remainder: bool | None = None,
+    crop: str | None = None,
+    pad: str | None = None,
+    trim_db: float | None = None,
+    secondary_weight: float | None = None,
+    background=None,
+    sample_rate: int | None = None,
+    cycle_length: int = 16,
+    log=print,
+):
     """Batches of (waveform [batch, clip_samples], target [batch, classes]) from shard `paths`.
 
     Training shuffles files, repeats, crops/pads/trims by the `augment` config (or `crop`/`pad`/
@@ -382,17 +498,22 @@ def build_dataset(paths: list[str], num_classes: int, clip_samples: int, batch_s
         if len(paths) >= workers:
             files = files.shard(workers, index)
         elif training:
-            raise DataError(f"{len(paths)} shard file(s) for {workers} input workers: each worker reads whole "
-                            f"files, so there must be at least {workers} (better {4 * workers}+); write smaller "
-                            "shards (shards.target_mb) or use fewer workers")
+            raise DataError(
+                f"{len(paths)} shard file(s) for {workers} input workers: each worker reads whole "
+                f"files, so there must be at least {workers} (better {4 * workers}+); write smaller "
+                "shards (shards.target_mb) or use fewer workers"
+            )
         else:
             record_split = True
     order = deterministic or not training
     if training:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = files.interleave(lambda f: tf.data.TFRecordDataset(f, compression or None),
-                          cycle_length=max(1, min(len(paths), cycle_length)), num_parallel_calls=AUTOTUNE,
-                          deterministic=order)
+    ds = files.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression or None),
+        cycle_length=max(1, min(len(paths), cycle_length)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=order,
+    )
     if record_split:
         ds = ds.shard(workers, index)
     if cache:
@@ -402,15 +523,22 @@ def build_dataset(paths: list[str], num_classes: int, clip_samples: int, batch_s
     crop, pad, trim_db = _policies(training, augment, crop, pad, trim_db)
     parse = parse_example if trim_db > 0 else parse_header  # trimming needs the whole recording
     ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
-    clips = _clips(ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids)
-    if training:  # shuffle clips, not records: the buffer holds clip_samples (int16 from shards) per entry
+    clips = _clips(
+        ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids
+    )
+    if (
+        training
+    ):  # shuffle clips, not records: the buffer holds clip_samples (int16 from shards) per entry
         clips = clips.shuffle(shuffle_buffer, seed=seed)
     if augment is not None and training and augment.background_prob > 0 and sample_rate is None:
         sample_rate = _first_sample_rate(paths[0], compression)
-    bg = _background(augment, training, background, clip_samples, batch_size, sample_rate, seed, compression, log)
+    bg = _background(
+        augment, training, background, clip_samples, batch_size, sample_rate, seed, compression, log
+    )
     drop = training if drop_remainder is None else drop_remainder
-    return _finish(_batches(clips, batch_size, training, augment, bg, seed, order, drop),
-                   workers > 1, order)
+    return _finish(
+        _batches(clips, batch_size, training, augment, bg, seed, order, drop), workers > 1, order
+    )
 
 
 def _first_sample_rate(path: str, compression: str) -> int:
@@ -421,13 +549,34 @@ def _first_sample_rate(path: str, compression: str) -> int:
     raise DataError(f"{path}: shard has no records")
 
 
-def build_file_dataset(paths: list[str], targets, clip_samples: int, batch_size: int, training: bool,
-                       sample_rate: int, augment=None, seed: int | None = None, deterministic: bool = False,
-                       with_ids: bool = False, *, ids: list[str] | None = None, labels=None, boxes=None,
-                       max_seconds: float | None = None, input_context=None, num_workers: int = 1,
-                       worker_index: int = 0, cache: bool | str = False, drop_remainder: bool | None = None,
-                       crop: str | None = None, pad: str | None = None, trim_db: float | None = None,
-                       secondary_weight: float | None = None, background=None, log=print):
+def build_file_dataset(
+    paths: list[str],
+    targets,
+    clip_samples: int,
+    batch_size: int,
+    training: bool,
+    sample_rate: int,
+    augment=None,
+    seed: int | None = None,
+    deterministic: bool = False,
+    with_ids: bool = False,
+    *,
+    ids: list[str] | None = None,
+    labels=None,
+    boxes=None,
+    max_seconds: float | None = None,
+    input_context=None,
+    num_workers: int = 1,
+    worker_index: int = 0,
+    cache: bool | str = False,
+    drop_remainder: bool | None = None,
+    crop: str | None = None,
+    pad: str | None = None,
+    trim_db: float | None = None,
+    secondary_weight: float | None = None,
+    background=None,
+    log=print,
+):
     """Batches like `build_dataset`, from audio files (ogg, flac, wav, mp3...) decoded as they are read.
 
     Decoding runs on the host (soundfile + soxr through `tf.numpy_function`, in parallel), resampled
@@ -442,29 +591,43 @@ def build_file_dataset(paths: list[str], targets, clip_samples: int, batch_size:
     targets = np.asarray(targets, np.float32)
     if targets.ndim != 2 or len(targets) != len(paths):
         raise DataError(f"targets: expected ({len(paths)}, classes), got shape {targets.shape}")
-    missing = [p for p in paths if "://" not in p and not tf.io.gfile.exists(p)]
+    missing = [p for p in paths if not fs.exists(p)]
     if missing:
-        raise DataError(f"{missing[0]}: audio file not found ({len(missing)} of {len(paths)} missing)")
-    columns = {"path": list(paths), "target": targets, "id": list(ids if ids is not None else paths),
-               "label": np.asarray(labels if labels is not None else targets.argmax(1), np.int64),
-               "sample_rate": np.full(len(paths), sample_rate, np.int64)}
+        raise DataError(
+            f"{missing[0]}: audio file not found ({len(missing)} of {len(paths)} missing)"
+        )
+    columns = {
+        "path": list(paths),
+        "target": targets,
+        "id": list(ids if ids is not None else paths),
+        "label": np.asarray(labels if labels is not None else targets.argmax(1), np.int64),
+        "sample_rate": np.full(len(paths), sample_rate, np.int64),
+    }
     if boxes is not None:  # as the shards' records: box (t_min, t_max, f_min, f_max) and has_box
         boxes = np.asarray(boxes, np.float32)
         if boxes.shape != (len(paths), 2):
-            raise DataError(f"boxes: expected ({len(paths)}, 2) t_min/t_max, got shape {boxes.shape}")
-        columns.update(box=np.concatenate([boxes, -np.ones_like(boxes)], axis=1),
-                       has_box=(boxes[:, 1] > boxes[:, 0]).astype(np.int64))
+            raise DataError(
+                f"boxes: expected ({len(paths)}, 2) t_min/t_max, got shape {boxes.shape}"
+            )
+        columns.update(
+            box=np.concatenate([boxes, -np.ones_like(boxes)], axis=1),
+            has_box=(boxes[:, 1] > boxes[:, 0]).astype(np.int64),
+        )
     workers, index = _worker_split(input_context, num_workers, worker_index)
     seed = _worker_seed(seed, index)
     ds = tf.data.Dataset.from_tensor_slices(columns)
     if workers > 1:
         if len(paths) < workers:
-            raise DataError(f"{len(paths)} audio file(s) for {workers} input workers: need at least one each")
+            raise DataError(
+                f"{len(paths)} audio file(s) for {workers} input workers: need at least one each"
+            )
         ds = ds.shard(workers, index)
     local = len(range(index, len(paths), workers))
     order = deterministic or not training
     if cache:
-        ds = _decode_map(ds, sample_rate, max_seconds, local, log, order).cache("" if cache is True else cache)
+        ds = _decode_map(ds, sample_rate, max_seconds, local, log, order).cache(
+            "" if cache is True else cache
+        )
         if training:
             ds = ds.shuffle(local, seed=seed, reshuffle_each_iteration=True).repeat()
     else:
@@ -472,8 +635,13 @@ def build_file_dataset(paths: list[str], targets, clip_samples: int, batch_size:
             ds = ds.shuffle(local, seed=seed, reshuffle_each_iteration=True).repeat()
         ds = _decode_map(ds, sample_rate, max_seconds, local, log, order)
     crop, pad, trim_db = _policies(training, augment, crop, pad, trim_db)
-    clips = _clips(ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids)
-    bg = _background(augment, training, background, clip_samples, batch_size, sample_rate, seed, "", log)
+    clips = _clips(
+        ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids
+    )
+    bg = _background(
+        augment, training, background, clip_samples, batch_size, sample_rate, seed, "", log
+    )
     drop = training if drop_remainder is None else drop_remainder
-    return _finish(_batches(clips, batch_size, training, augment, bg, seed, order, drop),
-                   workers > 1, order)
+    return _finish(
+        _batches(clips, batch_size, training, augment, bg, seed, order, drop), workers > 1, order
+    )

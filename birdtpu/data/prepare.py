@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import pandas as pd
 
-from birdtpu import io
-from birdtpu.config import join, to_dict
+from birdtpu import fs
+from birdtpu.config import to_dict
 from birdtpu.data import catalog, folds, sampling, shards
 from birdtpu.errors import DataError
+from birdtpu.fs import join
 
 
 def ensure_dataset(cfg, log=print) -> None:
     """Write the synthetic dataset into `data.root` when `data.synthesize` and it has no metadata."""
     meta = join(cfg.data.root, cfg.data.metadata)
-    if cfg.data.table or cfg.data.format != "birdclef" or io.exists(meta):
+    if cfg.data.table or cfg.data.format != "birdclef" or fs.exists(meta):
         return
     if not cfg.data.synthesize:
-        raise DataError(f"{meta}: metadata file not found (set data.root, or data.synthesize: true for the demo)")
+        raise DataError(
+            f"{meta}: metadata file not found (set data.root, or data.synthesize: true for the demo)"
+        )
     from birdtpu.data.synth import write_dataset
 
     log(f"synth: {meta} not found, writing the synthetic dataset")
@@ -41,13 +44,19 @@ def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
         skipped = pd.concat(bad, ignore_index=True)
         for detail in skipped["detail"]:
             log(f"catalog: skip {detail}")
-        log(catalog.skip_summary("catalog", skipped["reason"], len(df) + len(skipped), "metadata rows"))
+        log(
+            catalog.skip_summary(
+                "catalog", skipped["reason"], len(df) + len(skipped), "metadata rows"
+            )
+        )
     if d.max_per_class:
         df = sampling.downsample(df, d.max_per_class, cfg.runtime.seed)
     if d.cv_min:
         df = sampling.filter_rare(df, d.cv_min)
     if "fold" not in df.columns:
-        df["fold"] = folds.make_folds(df, d.num_folds, cfg.runtime.seed, d.fold_method, d.group_by or None)
+        df["fold"] = folds.make_folds(
+            df, d.num_folds, cfg.runtime.seed, d.fold_method, d.group_by or None
+        )
     if d.min_per_class:
         df = sampling.upsample(df, d.min_per_class, cfg.runtime.seed)
     return df.reset_index(drop=True), catalog.label_map(df)
@@ -55,12 +64,20 @@ def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
 
 def _shard_settings(cfg) -> dict:
     """What a shard set depends on; a manifest built with other settings is not reused."""
-    return {"data": {k: v for k, v in to_dict(cfg)["data"].items() if k not in ("fold", "synthesize", "soundscape_dir")},
-            "shards": {k: v for k, v in to_dict(cfg)["shards"].items() if k not in ("workers", "dir")},
-            "seed": cfg.runtime.seed}
+    return {
+        "data": {
+            k: v
+            for k, v in to_dict(cfg)["data"].items()
+            if k not in ("fold", "synthesize", "soundscape_dir")
+        },
+        "shards": {k: v for k, v in to_dict(cfg)["shards"].items() if k not in ("workers", "dir")},
+        "seed": cfg.runtime.seed,
+    }
 
 
-def ensure_shards(cfg, log=print, rebuild: bool = False, repair: bool = False, verify: bool = False) -> dict:
+def ensure_shards(
+    cfg, log=print, rebuild: bool = False, repair: bool = False, verify: bool = False
+) -> dict:
     """The manifest of the run's shard set, building (or finishing) it where needed.
 
     The shards of a finished set are checked first: a missing one or one of another size (with
@@ -68,24 +85,37 @@ def ensure_shards(cfg, log=print, rebuild: bool = False, repair: bool = False, v
     """
     out = cfg.shard_dir
     settings = _shard_settings(cfg)
-    if rebuild and io.exists(out):
-        io.rmtree(out)
-    if io.exists(join(out, shards.MANIFEST)):
+    if rebuild and fs.exists(out):
+        fs.rmtree(out)
+    if fs.exists(join(out, shards.MANIFEST)):
         manifest = shards.read_manifest(out)
         if manifest.get("config") != settings:
-            raise DataError(f"{out}: shards were built with other data/shard settings; "
-                            "use another shards.dir or `birdtpu shard --rebuild`")
+            raise DataError(
+                f"{out}: shards were built with other data/shard settings; "
+                "use another shards.dir or `birdtpu shard --rebuild`"
+            )
         problems = shards.check_shards(out, manifest, verify)
         if not problems:
             return manifest
         if not repair:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise DataError(f"{problems[0]}{more}; rerun `birdtpu shard` to rewrite "
-                            f"{'them' if more else 'it'}")
+            raise DataError(
+                f"{problems[0]}{more}; rerun `birdtpu shard` to rewrite {'them' if more else 'it'}"
+            )
         for problem in problems:
             log(f"shard: rewriting {problem}")
     ensure_dataset(cfg, log)
     df, classes = load_catalog(cfg, log)
     weights = catalog.targets(df, classes, cfg.data.secondary_weight)
-    return shards.build_shards(df, classes, out, cfg.data.sample_rate, cfg.shards, settings, weights, log,
-                               seed=cfg.runtime.seed, verify=verify)
+    return shards.build_shards(
+        df,
+        classes,
+        out,
+        cfg.data.sample_rate,
+        cfg.shards,
+        settings,
+        weights,
+        log,
+        seed=cfg.runtime.seed,
+        verify=verify,
+    )

@@ -14,22 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import re
 import time
 import zlib
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import asdict, dataclass, field
 from queue import Empty
 
 import numpy as np
 import pandas as pd
 
-from birdtpu import io
-from birdtpu.config import join
+from birdtpu import fs
 from birdtpu.data.audio import AudioError, audio_info, container_problem, load_audio
 from birdtpu.data.catalog import skip_summary
-from birdtpu.errors import DataError
+from birdtpu.errors import DataError, shown
+from birdtpu.fs import join
 from birdtpu.progress import Progress
 
 SCHEMA_VERSION = 2
@@ -37,7 +41,7 @@ MANIFEST = "manifest.json"
 CROPS = ("first", "whole", "random", "boxes")
 REQUIRED_COLUMNS = ("filepath", "filename", "label", "fold")
 NO_BOX = (-1.0, -1.0, -1.0, -1.0)
-_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from io.temp_name
+_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from fs.temp_name
 NO_SPACE = "free space or choose another shards.dir; finished shards are kept, rerun to resume"
 _TRUE = {"true", "1", "yes", "tp", "1.0", ""}
 _FALSE = {"false", "0", "no", "fp", "0.0"}
@@ -66,10 +70,11 @@ class WriteOptions:
 
 # ----------------------------------------------------------------------------- records
 
+
 def _int_feature(values):
     import tensorflow as tf
 
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
 
 
 def _float_feature(values):
@@ -84,9 +89,19 @@ def _bytes_feature(values):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
 
 
-def serialize_example(pcm: np.ndarray, sample_rate: int, target: np.ndarray, label: int, fold: int,
-                      clip_id: str, source: str, duration: float, offset: float = 0.0,
-                      box=None, positive: bool = True) -> bytes:
+def serialize_example(
+    pcm: np.ndarray,
+    sample_rate: int,
+    target: np.ndarray,
+    label: int,
+    fold: int,
+    clip_id: str,
+    source: str,
+    duration: float,
+    offset: float = 0.0,
+    box=None,
+    positive: bool = True,
+) -> bytes:
     """One record: int16 PCM plus what the pipeline needs (schema in tfrecords/README.md).
 
     `box` is (t_min, t_max) in seconds from the start of `pcm` and (f_min, f_max) in Hz, or None.
@@ -117,8 +132,9 @@ def parse_example(serialized, num_classes: int) -> dict:
     """A record (schema version 2, tfrecords/README.md) as float32 audio in [-1, 1] and its fields."""
     import tensorflow as tf
 
-    ex = tf.io.parse_single_example(serialized, {"audio": tf.io.FixedLenFeature([], tf.string),
-                                                 **_field_spec(num_classes)})
+    ex = tf.io.parse_single_example(
+        serialized, {"audio": tf.io.FixedLenFeature([], tf.string), **_field_spec(num_classes)}
+    )
     ex["audio"] = tf.cast(tf.io.decode_raw(ex["audio"], tf.int16), tf.float32) / 32767.0
     return ex
 
@@ -150,7 +166,9 @@ def pcm_window(header: dict, start, length: int):
         return tf.strings.substr(header["record"], header["pcm_at"] + 2 * start, 2 * count)
 
     def parsed():
-        audio = tf.io.parse_single_example(header["record"], {"audio": tf.io.FixedLenFeature([], tf.string)})
+        audio = tf.io.parse_single_example(
+            header["record"], {"audio": tf.io.FixedLenFeature([], tf.string)}
+        )
         return tf.strings.substr(audio["audio"], 2 * start, 2 * count)
 
     return tf.io.decode_raw(tf.cond(header["pcm_at"] >= 0, direct, parsed), tf.int16)
@@ -183,7 +201,9 @@ def _pcm_offset(serialized, num_bytes):
     list_len = _varint_size(bytes_list)
     feature = 1 + list_len + bytes_list
     feature_len = _varint_size(feature)
-    entry_len = _varint_size(8 + feature_len + feature)  # entry: key tag, length, "audio", value tag, feature
+    entry_len = _varint_size(
+        8 + feature_len + feature
+    )  # entry: key tag, length, "audio", value tag, feature
     # the outer length prefix: the k in 1..5 with varint_size(size - 1 - k) == k
     ks = tf.range(1, 6, dtype=tf.int64)
     outer = tf.reduce_max(tf.where(_varint_size(size - 1 - ks) == ks, ks, tf.zeros_like(ks)))
@@ -193,9 +213,14 @@ def _pcm_offset(serialized, num_bytes):
     digits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(num_bytes, 7 * groups), 127)
     zero, high = tf.constant(0, tf.int64), tf.constant(128, tf.int64)
     varint = tf.where(groups < n_len, digits + tf.where(groups < n_len - 1, high, zero), zero)
-    found = tf.io.decode_raw(tf.strings.substr(serialized, length_at, n_len), tf.uint8, fixed_length=5)
-    ok = ((tf.strings.substr(serialized, key_at, 7) == b"\x0a\x05audio")
-          & tf.reduce_all(tf.cast(found, tf.int64) == varint) & (length_at + n_len + num_bytes <= size))
+    found = tf.io.decode_raw(
+        tf.strings.substr(serialized, length_at, n_len), tf.uint8, fixed_length=5
+    )
+    ok = (
+        (tf.strings.substr(serialized, key_at, 7) == b"\x0a\x05audio")
+        & tf.reduce_all(tf.cast(found, tf.int64) == varint)
+        & (length_at + n_len + num_bytes <= size)
+    )
     return tf.where(ok, length_at + n_len, tf.constant(-1, tf.int64))
 
 
@@ -229,6 +254,7 @@ def to_pcm16(wave: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- catalog rows
 
+
 def _flags(values: pd.Series, column: str) -> np.ndarray:
     """A tp/fp marker column as bools (True for tp, and where empty); DataError names a bad row."""
     if values.dtype == bool:
@@ -250,21 +276,31 @@ def _boxes(df: pd.DataFrame) -> list:
     """Per row (t_min, t_max, f_min, f_max) or None; f bounds -1 where unknown."""
     if "t_min" not in df.columns or "t_max" not in df.columns:
         return [None] * len(df)
-    cols = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64) if c in df.columns
-            else np.full(len(df), np.nan) for c in ("t_min", "t_max", "f_min", "f_max")}
+    cols = {
+        c: pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64)
+        if c in df.columns
+        else np.full(len(df), np.nan)
+        for c in ("t_min", "t_max", "f_min", "f_max")
+    }
     t0, t1 = cols["t_min"], cols["t_max"]
     half = np.isfinite(t0) != np.isfinite(t1)
     bad = half | (np.isfinite(t0) & np.isfinite(t1) & ((t1 <= t0) | (t0 < 0)))
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"catalog row {df.index[i]} ({df['filepath'].iat[i]}): box t_min {t0[i]} - t_max {t1[i]} "
-                        "is not a time span (both set, 0 <= t_min < t_max)")
+        raise DataError(
+            f"catalog row {df.index[i]} ({df['filepath'].iat[i]}): box t_min {t0[i]} - t_max {t1[i]} "
+            "is not a time span (both set, 0 <= t_min < t_max)"
+        )
     f0, f1 = (np.where(np.isfinite(cols[c]), cols[c], -1.0) for c in ("f_min", "f_max"))
-    return [(float(t0[i]), float(t1[i]), float(f0[i]), float(f1[i])) if np.isfinite(t0[i]) else None
-            for i in range(len(df))]
+    return [
+        (float(t0[i]), float(t1[i]), float(f0[i]), float(f1[i])) if np.isfinite(t0[i]) else None
+        for i in range(len(df))
+    ]
 
 
-def catalog_rows(df: pd.DataFrame, classes: list[str], targets=None, crop: str = "first") -> list[dict]:
+def catalog_rows(
+    df: pd.DataFrame, classes: list[str], targets=None, crop: str = "first"
+) -> list[dict]:
     """The catalog as plain rows for the shard plan, checked; DataError names a missing column or bad row.
 
     `targets` (rows x classes) default to one-hot of the primary label, zero for fp rows
@@ -273,8 +309,10 @@ def catalog_rows(df: pd.DataFrame, classes: list[str], targets=None, crop: str =
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         hint = " (assign folds before sharding)" if "fold" in missing else ""
-        raise DataError(f"catalog has no column(s) {', '.join(missing)}{hint}; "
-                        f"needed: {', '.join(REQUIRED_COLUMNS)}")
+        raise DataError(
+            f"catalog has no column(s) {', '.join(missing)}{hint}; "
+            f"needed: {', '.join(REQUIRED_COLUMNS)}"
+        )
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(df["label"]) - set(index), key=str)
     if unknown:
@@ -283,8 +321,10 @@ def catalog_rows(df: pd.DataFrame, classes: list[str], targets=None, crop: str =
     bad = ~np.isfinite(folds) | (folds < -1) | (folds != np.round(folds))
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"catalog row {df.index[i]} ({df['filepath'].iat[i]}): fold {df['fold'].iat[i]!r} "
-                        "is not an integer >= -1")
+        raise DataError(
+            f"catalog row {df.index[i]} ({df['filepath'].iat[i]}): fold {shown(df['fold'].iat[i])} "
+            "is not an integer >= -1"
+        )
     marker = next((c for c in ("positive", "is_tp") if c in df.columns), None)
     positive = _flags(df[marker], marker) if marker else np.ones(len(df), bool)
     labels = df["label"].map(index).to_numpy(np.int64)
@@ -292,25 +332,42 @@ def catalog_rows(df: pd.DataFrame, classes: list[str], targets=None, crop: str =
         targets = np.eye(len(classes), dtype=np.float32)[labels] * positive[:, None]
     targets = np.asarray(targets, np.float32)
     if targets.shape != (len(df), len(classes)):
-        raise DataError(f"targets have shape {targets.shape}, expected (rows, classes) = ({len(df)}, {len(classes)})")
+        raise DataError(
+            f"targets have shape {targets.shape}, expected (rows, classes) = ({len(df)}, {len(classes)})"
+        )
     boxes = _boxes(df)
     if crop == "boxes" and "t_min" not in df.columns:
         raise DataError("shards.crop is 'boxes' but the catalog has no t_min/t_max columns")
-    sources = df["source"].fillna("").astype(str).to_numpy() if "source" in df.columns else [""] * len(df)
+    sources = (
+        df["source"].fillna("").astype(str).to_numpy() if "source" in df.columns else [""] * len(df)
+    )
     seen: dict[str, int] = {}
     rows = []
     for i, (path, name, label) in enumerate(zip(df["filepath"], df["filename"], df["label"])):
         seen[name] = seen.get(name, -1) + 1
-        rows.append({"filepath": str(path), "filename": str(name), "source": str(sources[i]), "label": label,
-                     "label_index": int(labels[i]), "target": targets[i], "positive": bool(positive[i]),
-                     "fold": int(folds[i]), "box": boxes[i], "occurrence": seen[name]})
+        rows.append(
+            {
+                "filepath": str(path),
+                "filename": str(name),
+                "source": str(sources[i]),
+                "label": label,
+                "label_index": int(labels[i]),
+                "target": targets[i],
+                "positive": bool(positive[i]),
+                "fold": int(folds[i]),
+                "box": boxes[i],
+                "occurrence": seen[name],
+            }
+        )
     return rows
 
 
 # ----------------------------------------------------------------------------- plan
 
+
 def _headers(paths: list[str], decoder: str) -> dict[str, float | str]:
     """Duration in seconds per path, or the reason it is unusable (headers read by threads)."""
+
     def one(path):
         try:
             seconds = audio_info(path, decoder)[1]
@@ -322,7 +379,9 @@ def _headers(paths: list[str], decoder: str) -> dict[str, float | str]:
         return dict(zip(paths, pool.map(one, paths)))
 
 
-def crop_windows(row: dict, seconds: float, crop: str, length: float, count: int, seed: int) -> list[list[float]]:
+def crop_windows(
+    row: dict, seconds: float, crop: str, length: float, count: int, seed: int
+) -> list[list[float]]:
     """[start, end] seconds of the records cut from one recording (see ShardConfig.crop).
 
     Random starts come from (seed, file name, how many rows of the catalog named the file before),
@@ -332,18 +391,25 @@ def crop_windows(row: dict, seconds: float, crop: str, length: float, count: int
         return [[0.0, seconds]]
     if crop == "first" or (crop == "boxes" and row["box"] is None):
         return [[0.0, length]]
-    rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(row["filename"].encode()), row["occurrence"]])
+    rng = np.random.default_rng(
+        [seed & 0xFFFFFFFF, zlib.crc32(row["filename"].encode()), row["occurrence"]]
+    )
     if crop == "random":
         starts = np.sort(rng.uniform(0.0, seconds - length, count))
     else:
         t0, t1 = row["box"][:2]
         lo, hi = max(0.0, t1 - length), min(t0, seconds - length)
-        starts = [rng.uniform(lo, hi)] if lo <= hi else [min(max((t0 + t1 - length) / 2, 0.0), seconds - length)]
+        starts = (
+            [rng.uniform(lo, hi)]
+            if lo <= hi
+            else [min(max((t0 + t1 - length) / 2, 0.0), seconds - length)]
+        )
     return [[round(float(s), 3), round(float(s) + length, 3)] for s in starts]
 
 
-def plan_shards(rows: list[dict], shard_cfg, options: WriteOptions, seed: int = 0,
-                log=print) -> tuple[list[ShardPlan], list[dict]]:
+def plan_shards(
+    rows: list[dict], shard_cfg, options: WriteOptions, seed: int = 0, log=print
+) -> tuple[list[ShardPlan], list[dict]]:
     """Shards per fold (rows sorted by file name), each up to `target_mb` of PCM; and the rows skipped."""
     durations = _headers(sorted({r["filepath"] for r in rows}), options.decoder)
     skipped, by_fold = [], {}
@@ -353,8 +419,13 @@ def plan_shards(rows: list[dict], shard_cfg, options: WriteOptions, seed: int = 
             skipped.append({"file": row["filepath"], "reason": seconds})
             log(f"shard: skip {row['filepath']}: {seconds}")
             continue
-        row = {**row, "seconds": seconds, "windows": crop_windows(
-            row, seconds, shard_cfg.crop, shard_cfg.max_seconds, shard_cfg.windows, seed)}
+        row = {
+            **row,
+            "seconds": seconds,
+            "windows": crop_windows(
+                row, seconds, shard_cfg.crop, shard_cfg.max_seconds, shard_cfg.windows, seed
+            ),
+        }
         by_fold.setdefault(row["fold"], []).append(row)
     target = shard_cfg.target_mb * 2**20
     plans = []
@@ -373,15 +444,30 @@ def plan_shards(rows: list[dict], shard_cfg, options: WriteOptions, seed: int = 
 
 def _fingerprint(plan: ShardPlan, options: WriteOptions) -> str:
     """A digest of everything a shard's bytes depend on: a sidecar with another is stale."""
-    digest = hashlib.sha256(json.dumps([SCHEMA_VERSION, plan.name, plan.fold, asdict(options)]).encode())
+    digest = hashlib.sha256(
+        json.dumps([SCHEMA_VERSION, plan.name, plan.fold, asdict(options)]).encode()
+    )
     for r in plan.rows:
-        digest.update(json.dumps([r["filepath"], r["filename"], r["source"], r["label_index"], r["positive"],
-                                  r["seconds"], r["windows"], r["box"]]).encode())
+        digest.update(
+            json.dumps(
+                [
+                    r["filepath"],
+                    r["filename"],
+                    r["source"],
+                    r["label_index"],
+                    r["positive"],
+                    r["seconds"],
+                    r["windows"],
+                    r["box"],
+                ]
+            ).encode()
+        )
         digest.update(np.asarray(r["target"], "<f4").tobytes())
     return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- write
+
 
 def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None) -> dict:
     """Decode and write one shard (temporary name, then rename) and its sidecar; returns its entry.
@@ -391,7 +477,7 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
     import tensorflow as tf
 
     path = join(out_dir, plan.name)
-    tmp = io.temp_name(path)
+    tmp = fs.temp_name(path)
     rate = options.sample_rate
     per_class: dict[str, int] = {}
     negatives: dict[str, int] = {}
@@ -399,13 +485,23 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
     examples, recordings, seconds = 0, 0, 0.0
     current, wave, error = None, None, None
     try:
-        with tf.io.TFRecordWriter(tmp, tf.io.TFRecordOptions(compression_type=options.compression or None)) as writer:
+        with tf.io.TFRecordWriter(
+            tmp, tf.io.TFRecordOptions(compression_type=options.compression or None)
+        ) as writer:
             for row in plan.rows:
                 if row["filepath"] != current:
                     current = row["filepath"]
                     try:
-                        wave, error = load_audio(current, rate, None if options.channel < 0 else options.channel,
-                                                 options.read_seconds, decoder=options.decoder)[0], None
+                        wave, error = (
+                            load_audio(
+                                current,
+                                rate,
+                                None if options.channel < 0 else options.channel,
+                                options.read_seconds,
+                                decoder=options.decoder,
+                            )[0],
+                            None,
+                        )
                     except AudioError as err:
                         wave, error = None, err.reason
                 written = 0.0
@@ -413,10 +509,15 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
                     skipped.append({"file": current, "reason": error})
                 else:
                     for start, end in row["windows"]:
-                        pcm = to_pcm16(wave[int(round(start * rate)): int(round(end * rate))])
+                        pcm = to_pcm16(wave[int(round(start * rate)) : int(round(end * rate))])
                         if not len(pcm):
-                            skipped.append({"file": current, "reason": f"window {start}-{end} s starts after the "
-                                                                       f"decoded end ({len(wave) / rate:.2f} s)"})
+                            skipped.append(
+                                {
+                                    "file": current,
+                                    "reason": f"window {start}-{end} s starts after the "
+                                    f"decoded end ({len(wave) / rate:.2f} s)",
+                                }
+                            )
                             continue
                         writer.write(_record(row, pcm, rate, plan.fold, start))
                         counts = per_class if row["positive"] else negatives
@@ -427,17 +528,27 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
                 seconds += written
                 if tick:
                     tick(1, written)
-        _sync(tmp)
-        entry = {"file": plan.name, "fold": plan.fold, "examples": examples, "recordings": recordings,
-                 "seconds": round(seconds, 3), "bytes": _size(tmp), "sha256": _sha256(tmp), "per_class": per_class,
-                 "negatives": negatives, "skipped": skipped, "fingerprint": plan.fingerprint}
-        io.commit(tmp, path)
+        fs.sync(tmp)
+        entry = {
+            "file": plan.name,
+            "fold": plan.fold,
+            "examples": examples,
+            "recordings": recordings,
+            "seconds": round(seconds, 3),
+            "bytes": fs.size(tmp),
+            "sha256": fs.sha256(tmp),
+            "per_class": per_class,
+            "negatives": negatives,
+            "skipped": skipped,
+            "fingerprint": plan.fingerprint,
+        }
+        fs.rename(tmp, path)
     except BaseException as err:  # the temporary file goes; a kill leaves it to the next build
-        io.discard(tmp)
-        if io.out_of_space(err):
-            raise io.NoSpaceError(path, NO_SPACE) from None
+        fs.discard(tmp)
+        if fs.out_of_space(err):
+            raise fs.NoSpaceError(path, NO_SPACE) from None
         raise
-    io.write_json(path + ".json", entry)
+    fs.write_json(path + ".json", entry)
     return entry
 
 
@@ -445,39 +556,19 @@ def _record(row: dict, pcm: np.ndarray, rate: int, fold: int, start: float) -> b
     box = None
     if row["box"] is not None:  # times from the start of this record
         box = (round(row["box"][0] - start, 4), round(row["box"][1] - start, 4), *row["box"][2:])
-    return serialize_example(pcm, rate, row["target"], row["label_index"], fold, row["filename"], row["source"],
-                             row["seconds"], start, box, row["positive"])
-
-
-def _sync(path: str) -> None:
-    """Flush a local file to disk before its rename (a crash must not leave a renamed, empty shard)."""
-    if "://" not in path:
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-
-
-def _size(path: str) -> int:
-    if "://" not in path:
-        return os.path.getsize(path)
-    import tensorflow as tf
-
-    return int(tf.io.gfile.stat(path).length)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with _open_binary(path) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _open_binary(path: str):
-    if "://" not in path:
-        return open(path, "rb")
-    import tensorflow as tf
-
-    return tf.io.gfile.GFile(path, "rb")
+    return serialize_example(
+        pcm,
+        rate,
+        row["target"],
+        row["label_index"],
+        fold,
+        row["filename"],
+        row["source"],
+        row["seconds"],
+        start,
+        box,
+        row["positive"],
+    )
 
 
 def _done(out_dir: str, plan: ShardPlan, verify: bool = False) -> dict | None:
@@ -485,15 +576,15 @@ def _done(out_dir: str, plan: ShardPlan, verify: bool = False) -> dict | None:
     The shard's size must match its sidecar, and with `verify` its sha256 too."""
     path = join(out_dir, plan.name)
     sidecar = path + ".json"
-    if not (io.exists(sidecar) and io.exists(path)):
+    if not (fs.exists(sidecar) and fs.exists(path)):
         return None
     try:
-        entry = io.read_json(sidecar)
+        entry = fs.read_json(sidecar)
     except ValueError:
         return None
-    if entry.get("fingerprint") != plan.fingerprint or entry.get("bytes") != _size(path):
+    if entry.get("fingerprint") != plan.fingerprint or entry.get("bytes") != fs.size(path):
         return None
-    if verify and entry.get("sha256") != _sha256(path):
+    if verify and entry.get("sha256") != fs.sha256(path):
         return None
     return entry
 
@@ -504,27 +595,23 @@ def check_shards(shard_dir: str, manifest: dict, verify: bool = False) -> list[s
     problems = []
     for e in manifest["shards"]:
         path = join(shard_dir, e["file"])
-        if not io.exists(path):
+        if not fs.exists(path):
             problems.append(f"{path}: shard listed in the manifest is missing")
-        elif _size(path) != e["bytes"]:
-            problems.append(f"{path}: shard has {_size(path)} bytes, the manifest says {e['bytes']} "
-                            "(truncated or overwritten)")
-        elif verify and _sha256(path) != e["sha256"]:
+        elif fs.size(path) != e["bytes"]:
+            problems.append(
+                f"{path}: shard has {fs.size(path)} bytes, the manifest says {e['bytes']} "
+                "(truncated or overwritten)"
+            )
+        elif verify and fs.sha256(path) != e["sha256"]:
             problems.append(f"{path}: shard bytes do not match the manifest's sha256 (corrupt)")
     return problems
 
 
 def _remove_temporaries(out_dir: str) -> int:
     """Delete the temporary files an interrupted build left in `out_dir`; returns how many."""
-    if "://" not in out_dir:
-        listdir, remove = os.listdir, os.remove
-    else:
-        import tensorflow as tf
-
-        listdir, remove = tf.io.gfile.listdir, tf.io.gfile.remove
-    names = [n for n in listdir(out_dir) if _TEMPORARY.match(n.rstrip("/"))]
+    names = [n for n in fs.listdir(out_dir) if _TEMPORARY.match(n)]
     for name in names:
-        remove(join(out_dir, name))
+        fs.remove(join(out_dir, name))
     return len(names)
 
 
@@ -550,13 +637,11 @@ def _drain(queue, progress: Progress) -> None:
             return
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _write_all(plans: list[ShardPlan], out_dir: str, options: WriteOptions, workers: int, progress: Progress):
+def _write_all(
+    plans: list[ShardPlan], out_dir: str, options: WriteOptions, workers: int, progress: Progress
+):
     """Write `plans`, in-process for one worker, else in spawned processes; yields entries as shards finish."""
-    workers = min(workers or _cores(), len(plans))
+    workers = min(workers or fs.cores(), len(plans))
     if workers <= 1:
         for plan in plans:
             yield write_shard(plan, out_dir, options, progress.advance)
@@ -578,9 +663,21 @@ def _write_all(plans: list[ShardPlan], out_dir: str, options: WriteOptions, work
 
 # ----------------------------------------------------------------------------- build
 
-def build_shards(df: pd.DataFrame, classes: list[str], out_dir: str, sample_rate: int, shard_cfg,
-                 config: dict | None = None, targets: np.ndarray | None = None, log=print, *,
-                 seed: int = 0, progress_every: float = 30.0, verify: bool = False) -> dict:
+
+def build_shards(
+    df: pd.DataFrame,
+    classes: list[str],
+    out_dir: str,
+    sample_rate: int,
+    shard_cfg,
+    config: dict | None = None,
+    targets: np.ndarray | None = None,
+    log=print,
+    *,
+    seed: int = 0,
+    progress_every: float = 30.0,
+    verify: bool = False,
+) -> dict:
     """Write the shards of catalog `df` (with `fold`) into `out_dir` (local or gs://); returns the manifest.
 
     `shard_cfg` is a ShardConfig; `config` (the settings the set depends on) is stored in the
@@ -593,9 +690,14 @@ def build_shards(df: pd.DataFrame, classes: list[str], out_dir: str, sample_rate
     if shard_cfg.crop not in CROPS:
         raise DataError(f"shards.crop {shard_cfg.crop!r}: expected one of {', '.join(CROPS)}")
     rows = catalog_rows(df, classes, targets, shard_cfg.crop)
-    options = WriteOptions(sample_rate, shard_cfg.compression, shard_cfg.channel, shard_cfg.decoder,
-                           shard_cfg.max_seconds if shard_cfg.crop == "first" else None)
-    io.makedirs(out_dir)
+    options = WriteOptions(
+        sample_rate,
+        shard_cfg.compression,
+        shard_cfg.channel,
+        shard_cfg.decoder,
+        shard_cfg.max_seconds if shard_cfg.crop == "first" else None,
+    )
+    fs.makedirs(out_dir)
     removed = _remove_temporaries(out_dir)
     if removed:
         log(f"shard: removed {removed} temporary file(s) of an interrupted build")
@@ -603,37 +705,73 @@ def build_shards(df: pd.DataFrame, classes: list[str], out_dir: str, sample_rate
     log(f"shard: planning {len(rows)} rows from the headers of their recordings")
     plans, skipped = plan_shards(rows, shard_cfg, options, seed, log)
     planned = sum(end - start for p in plans for r in p.rows for start, end in r["windows"])
-    log(f"shard: {len(plans)} shards of {planned / 3600:.2f} h of audio planned in {time.time() - started:.1f} s")
+    log(
+        f"shard: {len(plans)} shards of {planned / 3600:.2f} h of audio planned in {time.time() - started:.1f} s"
+    )
     entries = {p.name: _done(out_dir, p, verify) for p in plans}
     todo = [p for p in plans if entries[p.name] is None]
     if len(todo) < len(plans):
         log(f"shard: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")
     progress = Progress(sum(len(p.rows) for p in todo), log, progress_every)
     try:
-        for n, entry in enumerate(_write_all(todo, out_dir, options, shard_cfg.workers, progress), 1):
+        for n, entry in enumerate(
+            _write_all(todo, out_dir, options, shard_cfg.workers, progress), 1
+        ):
             entries[entry["file"]] = entry
             for bad in entry["skipped"]:
                 progress.message(f"shard: skip {bad['file']}: {bad['reason']}")
-            progress.message(f"shard: [{n}/{len(todo)}] {entry['file']}: {entry['examples']} clips, "
-                             f"{entry['seconds']:.0f} s")
-        build = {"sample_rate": sample_rate, "seed": seed,
-                 **{k: getattr(shard_cfg, k) for k in ("target_mb", "compression", "crop", "max_seconds", "windows",
-                                                      "channel", "decoder")}}
-        manifest = _manifest([entries[p.name] for p in plans], skipped, classes, len(rows), build, config)
-        io.write_json(join(out_dir, MANIFEST), manifest)
-    except io.NoSpaceError as err:  # a sidecar or the manifest: the same advice as for a shard
-        raise io.NoSpaceError(err.path, NO_SPACE) from None
+            progress.message(
+                f"shard: [{n}/{len(todo)}] {entry['file']}: {entry['examples']} clips, "
+                f"{entry['seconds']:.0f} s"
+            )
+        build = {
+            "sample_rate": sample_rate,
+            "seed": seed,
+            **{
+                k: getattr(shard_cfg, k)
+                for k in (
+                    "target_mb",
+                    "compression",
+                    "crop",
+                    "max_seconds",
+                    "windows",
+                    "channel",
+                    "decoder",
+                )
+            },
+        }
+        manifest = _manifest(
+            [entries[p.name] for p in plans], skipped, classes, len(rows), build, config
+        )
+        fs.write_json(join(out_dir, MANIFEST), manifest)
+    except fs.NoSpaceError as err:  # a sidecar or the manifest: the same advice as for a shard
+        raise fs.NoSpaceError(err.path, NO_SPACE) from None
     finally:
         progress.close()
-    log(f"shard: {manifest['examples']} clips, {manifest['total_seconds'] / 3600:.2f} h of audio in "
-        f"{len(plans)} shards, {len(manifest['skipped'])} skipped, {time.time() - started:.1f} s -> {out_dir}")
+    log(
+        f"shard: {manifest['examples']} clips, {manifest['total_seconds'] / 3600:.2f} h of audio in "
+        f"{len(plans)} shards, {len(manifest['skipped'])} skipped, {time.time() - started:.1f} s -> {out_dir}"
+    )
     if manifest["skipped"]:
-        log(skip_summary("shard", [s["reason"] for s in manifest["skipped"]], manifest["inputs"], "recordings"))
+        log(
+            skip_summary(
+                "shard",
+                [s["reason"] for s in manifest["skipped"]],
+                manifest["inputs"],
+                "recordings",
+            )
+        )
     return manifest
 
 
-def _manifest(entries: list[dict], skipped: list[dict], classes: list[str], inputs: int, build: dict,
-              config: dict | None) -> dict:
+def _manifest(
+    entries: list[dict],
+    skipped: list[dict],
+    classes: list[str],
+    inputs: int,
+    build: dict,
+    config: dict | None,
+) -> dict:
     per_class: dict[str, int] = {c: 0 for c in classes}
     negatives: dict[str, int] = {}
     per_fold: dict[str, int] = {}
@@ -664,30 +802,42 @@ def _manifest(entries: list[dict], skipped: list[dict], classes: list[str], inpu
 
 # ----------------------------------------------------------------------------- read
 
+
 def read_manifest(shard_dir: str) -> dict:
     """The manifest of a shard set; refuses a missing or unreadable one, or an unknown schema version."""
     path = join(shard_dir, MANIFEST)
-    if not io.exists(path):
+    if not fs.exists(path):
         raise DataError(f"{path}: no shard manifest (run `birdtpu shard` first)")
     try:
-        manifest = io.read_json(path)
+        manifest = fs.read_json(path)
     except ValueError as err:
-        raise DataError(f"{path}: not valid JSON ({err}); rebuild the shards (`birdtpu shard --rebuild`)") from None
+        raise DataError(
+            f"{path}: not valid JSON ({err}); rebuild the shards (`birdtpu shard --rebuild`)"
+        ) from None
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
     if version != SCHEMA_VERSION:
-        raise DataError(f"{path}: shard schema version {version!r} is not supported (this birdtpu reads "
-                        f"version {SCHEMA_VERSION}); rebuild the shards (`birdtpu shard --rebuild`)")
+        raise DataError(
+            f"{path}: shard schema version {version!r} is not supported (this birdtpu reads "
+            f"version {SCHEMA_VERSION}); rebuild the shards (`birdtpu shard --rebuild`)"
+        )
     return manifest
 
 
-def shard_paths(shard_dir: str, manifest: dict, folds: list[int] | None = None,
-                exclude: list[int] | None = None) -> list[str]:
+def shard_paths(
+    shard_dir: str, manifest: dict, folds: list[int] | None = None, exclude: list[int] | None = None
+) -> list[str]:
     """Paths of the shards in `folds` (all when None) minus `exclude`; each must exist."""
     paths = []
     for e in manifest["shards"]:
-        if (folds is None or e["fold"] in folds) and e["fold"] not in (exclude or []) and e["examples"]:
+        if (
+            (folds is None or e["fold"] in folds)
+            and e["fold"] not in (exclude or [])
+            and e["examples"]
+        ):
             path = join(shard_dir, e["file"])
-            if not io.exists(path):
-                raise DataError(f"{path}: shard listed in the manifest is missing; rerun `birdtpu shard`")
+            if not fs.exists(path):
+                raise DataError(
+                    f"{path}: shard listed in the manifest is missing; rerun `birdtpu shard`"
+                )
             paths.append(path)
     return paths

@@ -45,15 +45,17 @@ def make_species(num_species: int, seed: int) -> list[Species]:
         shape = SHAPES[i % len(SHAPES)]
         centre = centres[(i * 5) % num_species]  # interleave so neighbours in band differ in shape
         width = rng.uniform(0.15, 0.35) * centre
-        out.append(Species(
-            code=f"syn{i:02d}{shape[:2]}",
-            shape=shape,
-            f_low=float(centre - width / 2),
-            f_high=float(centre + width / 2),
-            call_seconds=float(rng.uniform(0.3, 0.9)),
-            rate_hz=float(rng.uniform(8, 25) if shape == "trill" else rng.uniform(40, 90)),
-            n_harmonics=int(rng.integers(3, 6)),
-        ))
+        out.append(
+            Species(
+                code=f"syn{i:02d}{shape[:2]}",
+                shape=shape,
+                f_low=float(centre - width / 2),
+                f_high=float(centre + width / 2),
+                call_seconds=float(rng.uniform(0.3, 0.9)),
+                rate_hz=float(rng.uniform(8, 25) if shape == "trill" else rng.uniform(40, 90)),
+                n_harmonics=int(rng.integers(3, 6)),
+            )
+        )
     return out
 
 
@@ -84,7 +86,9 @@ def render_call(sp: Species, sr: int, rng: np.random.Generator) -> np.ndarray:
         wave = _tone(hi - (hi - lo) * phase, sr) * (np.sin(np.pi * phase) ** 2)
     elif sp.shape == "harmonic":  # a stack over a low fundamental, amplitudes falling
         f0 = lo / 2 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))
-        wave = sum(_tone(f0 * k, sr) / k for k in range(1, sp.n_harmonics + 1) if f0[0] * k < 0.45 * sr)
+        wave = sum(
+            _tone(f0 * k, sr) / k for k in range(1, sp.n_harmonics + 1) if f0[0] * k < 0.45 * sr
+        )
     else:  # buzz: band-limited noise, amplitude-modulated
         spec = np.fft.rfft(rng.standard_normal(n))
         f = np.fft.rfftfreq(n, 1 / sr)
@@ -102,8 +106,16 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
 
 
-def _place_calls(wave: np.ndarray, sp: Species, sr: int, start: float, end: float,
-                 gain: float, rng: np.random.Generator, gap: tuple[float, float]) -> list[tuple[float, float]]:
+def _place_calls(
+    wave: np.ndarray,
+    sp: Species,
+    sr: int,
+    start: float,
+    end: float,
+    gain: float,
+    rng: np.random.Generator,
+    gap: tuple[float, float],
+) -> list[tuple[float, float]]:
     """Add calls of `sp` between `start` and `end` seconds; returns their (start, end) times."""
     events = []
     t = start + rng.uniform(0, gap[0])
@@ -111,7 +123,7 @@ def _place_calls(wave: np.ndarray, sp: Species, sr: int, start: float, end: floa
         call = render_call(sp, sr, rng) * gain
         i = int(t * sr)
         seg = call[: max(0, len(wave) - i)]
-        wave[i: i + len(seg)] += seg
+        wave[i : i + len(seg)] += seg
         events.append((t, t + len(seg) / sr))
         t += len(call) / sr + rng.uniform(*gap)
     return events
@@ -125,8 +137,15 @@ def _mix(signal: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndar
     return (0.8 * out / (np.abs(out).max() + 1e-9)).astype(np.float32)
 
 
-def synth_clip(species: list[Species], primary: int, secondary: list[int], seconds: float, sr: int,
-               snr_db: float, rng: np.random.Generator) -> np.ndarray:
+def synth_clip(
+    species: list[Species],
+    primary: int,
+    secondary: list[int],
+    seconds: float,
+    sr: int,
+    snr_db: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A training clip: calls of `primary` throughout, quieter calls of `secondary`, in noise."""
     wave = np.zeros(int(seconds * sr), np.float32)
     _place_calls(wave, species[primary], sr, 0.0, seconds - 0.2, 1.0, rng, gap=(0.2, 1.2))
@@ -151,28 +170,36 @@ def write_dataset(root: str, cfg, log=print) -> pd.DataFrame:
             sr = int(rng.choice(cfg.sample_rates))
             seconds = float(rng.uniform(cfg.min_seconds, cfg.max_seconds))
             others = [j for j in range(len(species)) if j != i]
-            secondary = [int(rng.choice(others))] if others and rng.random() < cfg.secondary_prob else []
-            wave = synth_clip(species, i, secondary, seconds, sr, float(rng.uniform(*cfg.snr_db)), rng)
+            secondary = (
+                [int(rng.choice(others))] if others and rng.random() < cfg.secondary_prob else []
+            )
+            wave = synth_clip(
+                species, i, secondary, seconds, sr, float(rng.uniform(*cfg.snr_db)), rng
+            )
             filename = f"{sp.code}/{sp.code}_{n:04d}.ogg"
             write_audio(os.path.join(root, "train_audio", filename), wave, sr)
-            rows.append({
-                "primary_label": sp.code,
-                "secondary_labels": str([species[j].code for j in secondary]),
-                "type": "['call']",
-                "latitude": round(float(rng.uniform(-40, 60)), 4),
-                "longitude": round(float(rng.uniform(-120, 140)), 4),
-                "scientific_name": f"Avis synthetica {sp.shape} {i}",
-                "common_name": f"Synthetic {sp.shape.title()} {i}",
-                "author": f"synth-recordist-{int(rng.integers(0, 8))}",
-                "license": "CC0 (synthetic)",
-                "rating": float(rng.integers(1, 11)) / 2,
-                "url": f"https://example.org/synthetic/XC{900000 + i * 10000 + n}",
-                "filename": filename,
-            })
+            rows.append(
+                {
+                    "primary_label": sp.code,
+                    "secondary_labels": str([species[j].code for j in secondary]),
+                    "type": "['call']",
+                    "latitude": round(float(rng.uniform(-40, 60)), 4),
+                    "longitude": round(float(rng.uniform(-120, 140)), 4),
+                    "scientific_name": f"Avis synthetica {sp.shape} {i}",
+                    "common_name": f"Synthetic {sp.shape.title()} {i}",
+                    "author": f"synth-recordist-{int(rng.integers(0, 8))}",
+                    "license": "CC0 (synthetic)",
+                    "rating": float(rng.integers(1, 11)) / 2,
+                    "url": f"https://example.org/synthetic/XC{900000 + i * 10000 + n}",
+                    "filename": filename,
+                }
+            )
     meta = pd.DataFrame(rows)
     meta.to_csv(os.path.join(root, "train_metadata.csv"), index=False)
     _write_soundscapes(root, species, cfg)
-    log(f"synth: {len(meta)} clips of {len(species)} species and {cfg.num_soundscapes} soundscapes in {root}")
+    log(
+        f"synth: {len(meta)} clips of {len(species)} species and {cfg.num_soundscapes} soundscapes in {root}"
+    )
     return meta
 
 
@@ -190,19 +217,32 @@ def _write_soundscapes(root: str, species: list[Species], cfg, window: float = 5
         for w in range(n_windows):  # each window: silence or one or two species
             for j in rng.choice(len(species), size=int(rng.integers(0, 3)), replace=False):
                 start, end = w * window + 0.3, min((w + 1) * window, cfg.soundscape_seconds) - 0.5
-                for t0, t1 in _place_calls(wave, species[j], SOUNDSCAPE_RATE, start, end, 1.0, rng, (0.3, 1.0)):
-                    events.append({"soundscape": name, "species": codes[j], "start": round(t0, 3), "end": round(t1, 3)})
+                for t0, t1 in _place_calls(
+                    wave, species[j], SOUNDSCAPE_RATE, start, end, 1.0, rng, (0.3, 1.0)
+                ):
+                    events.append(
+                        {
+                            "soundscape": name,
+                            "species": codes[j],
+                            "start": round(t0, 3),
+                            "end": round(t1, 3),
+                        }
+                    )
                     for ww in range(int(t0 // window), min(n_windows, int(np.ceil(t1 / window)))):
                         present[ww, j] = 1
-        write_audio(os.path.join(scape_dir, f"{name}.ogg"), _mix(wave, rng, float(rng.uniform(*cfg.snr_db))),
-                    SOUNDSCAPE_RATE)
+        write_audio(
+            os.path.join(scape_dir, f"{name}.ogg"),
+            _mix(wave, rng, float(rng.uniform(*cfg.snr_db))),
+            SOUNDSCAPE_RATE,
+        )
         for w in range(n_windows):
             end_s = int(min((w + 1) * window, np.ceil(cfg.soundscape_seconds)))
             truth.append({"row_id": f"{name}_{end_s}", **dict(zip(codes, present[w]))})
     truth_df = pd.DataFrame(truth, columns=["row_id", *codes])
     truth_df.to_csv(os.path.join(root, "soundscape_labels.csv"), index=False)
     pd.DataFrame(events, columns=["soundscape", "species", "start", "end"]).to_csv(
-        os.path.join(root, "soundscape_events.csv"), index=False)
+        os.path.join(root, "soundscape_events.csv"), index=False
+    )
     sample = truth_df.copy()
     sample[codes] = 1.0 / len(codes)
     sample.to_csv(os.path.join(root, "sample_submission.csv"), index=False)

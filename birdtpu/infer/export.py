@@ -28,44 +28,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from birdtpu import io
+from birdtpu import fs
 from birdtpu.errors import DataError
-from birdtpu.layers.frontend import MelSpectrogram, SpecAugment
+from birdtpu.layers.frontend import MelSpectrogram, MelSpectrogramTflite, SpecAugment
 
 FORMATS = ("savedmodel", "tflite", "tflite-int8")
 SUFFIXES = {"savedmodel": "_savedmodel", "tflite": "_fp32.tflite", "tflite-int8": "_int8.tflite"}
 FRONTENDS = ("host", "tflite")
 
 
-@keras.saving.register_keras_serializable(package="birdtpu")
-class MelSpectrogramTflite(MelSpectrogram):
-    """`MelSpectrogram` with the magnitude taken before any transpose, so TFLite converts it.
-
-    Same configuration, same numbers: tf.signal.stft (periodic Hann window) on the centred,
-    zero-padded waveform, |X|^power, the same mel filterbank, (batch, n_mels, frames, 1).
-    """
-
-    def stft_magnitude(self, waveform):
-        """(batch, samples) -> |STFT| (batch, frames, n_fft // 2 + 1)."""
-        pad = self.n_fft // 2
-        x = tf.pad(tf.cast(waveform, tf.float32), [[0, 0], [pad, pad]])
-        x = x[:, : (self.frames - 1) * self.hop_length + self.win_length]  # the samples of `frames` frames
-        return tf.abs(tf.signal.stft(x, self.win_length, self.hop_length, self.n_fft, window_fn=tf.signal.hann_window))
-
-    def mel_from_magnitude(self, mag):
-        """|STFT| (batch, frames, freq) -> mel (batch, n_mels, frames, 1)."""
-        spec = tf.square(mag) if self.power == 2.0 else tf.pow(mag, self.power)
-        mel = tf.matmul(spec, tf.cast(self.mel.filterbank, tf.float32))  # (batch, frames, mels)
-        return tf.expand_dims(tf.transpose(mel, (0, 2, 1)), -1)
-
-    def call(self, waveform):
-        return self.mel_from_magnitude(self.stft_magnitude(waveform))
-
-
 def _frontend_layer(model: keras.Model):
     """The Sequential frontend (the one holding a MelSpectrogram) that reads the waveform."""
     for layer in model.layers:
-        if isinstance(layer, keras.Sequential) and any(isinstance(x, MelSpectrogram) for x in layer.layers):
+        if isinstance(layer, keras.Sequential) and any(
+            isinstance(x, MelSpectrogram) for x in layer.layers
+        ):
             return layer
     raise DataError(f"{model.name}: no mel frontend (a Sequential with a MelSpectrogram) to export")
 
@@ -76,13 +53,20 @@ def split_frontend(model: keras.Model) -> tuple[keras.Sequential, keras.Model]:
     The frontend drops SpecAugment (identity at inference) and uses MelSpectrogramTflite.
     """
     if len(model.inputs) != 1:
-        raise DataError(f"{model.name}: has {len(model.inputs)} inputs; predict and export take models "
-                        "with the waveform as their only input")
+        raise DataError(
+            f"{model.name}: has {len(model.inputs)} inputs; predict and export take models "
+            "with the waveform as their only input"
+        )
     front = _frontend_layer(model)
-    layers = [MelSpectrogramTflite.from_config(x.get_config()) if isinstance(x, MelSpectrogram) else x
-              for x in front.layers if not isinstance(x, SpecAugment)]
+    layers = [
+        MelSpectrogramTflite.from_config(x.get_config()) if isinstance(x, MelSpectrogram) else x
+        for x in front.layers
+        if not isinstance(x, SpecAugment)
+    ]
     samples = model.inputs[0].shape[1]
-    frontend = keras.Sequential([keras.Input((samples,), name="waveform"), *layers], name="frontend")
+    frontend = keras.Sequential(
+        [keras.Input((samples,), name="waveform"), *layers], name="frontend"
+    )
     return frontend, keras.Model(front.output, model.output, name=f"{model.name}_from_image")
 
 
@@ -106,12 +90,12 @@ def _sidecar(out: str) -> str:
 
 def _save_savedmodel(model: keras.Model, out: str) -> None:
     """Write a SavedModel folder: locally through a temporary folder and a rename."""
-    if "://" in out:
+    if fs.is_remote(out):
         model.export(out, format="tf_saved_model", verbose=False)
         return
-    tmp = io.temp_name(out)
+    tmp = fs.temp_name(out)
     model.export(tmp, format="tf_saved_model", verbose=False)
-    old = io.temp_name(out) if os.path.exists(out) else None
+    old = fs.temp_name(out) if os.path.exists(out) else None
     if old:
         os.replace(out, old)
     os.replace(tmp, out)
@@ -136,8 +120,11 @@ def _tflite_bytes(model: keras.Model, int8: bool) -> bytes:
 def compare(reference, runner, waves: np.ndarray) -> dict:
     """Largest absolute difference and top-class agreement of two runners on the same windows."""
     a, b = reference(waves), runner(waves)
-    return {"check_windows": len(waves), "max_abs_diff": float(np.abs(a - b).max()),
-            "top1_agreement": float(np.mean(a.argmax(1) == b.argmax(1)))}
+    return {
+        "check_windows": len(waves),
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "top1_agreement": float(np.mean(a.argmax(1) == b.argmax(1))),
+    }
 
 
 def synthetic_windows(samples: int, sample_rate: int, n: int = 8, seed: int = 0) -> np.ndarray:
@@ -155,8 +142,8 @@ def synthetic_windows(samples: int, sample_rate: int, n: int = 8, seed: int = 0)
 def check_windows_for(cfg, model_path: str, log=print, n: int = 32) -> np.ndarray:
     """Up to `n` clip-length windows of the dataset's soundscapes at the model's rate (synthetic
     windows where there are none), for comparing an export with its Keras model."""
-    from birdtpu.config import join
     from birdtpu.data.audio import AudioError
+    from birdtpu.fs import join
     from birdtpu.infer.predict import decode, list_recordings
     from birdtpu.infer.runners import read_meta
     from birdtpu.infer.windows import windows
@@ -165,7 +152,7 @@ def check_windows_for(cfg, model_path: str, log=print, n: int = 32) -> np.ndarra
     rate, clip = int(meta["sample_rate"]), float(meta["clip_seconds"])
     folder = join(cfg.data.root, cfg.data.soundscape_dir)
     found: list[np.ndarray] = []
-    for path in list_recordings(folder) if io.exists(folder) else []:
+    for path in list_recordings(folder) if fs.exists(folder) else []:
         try:
             wave = decode(path, [rate])[rate]
         except AudioError:
@@ -180,8 +167,16 @@ def check_windows_for(cfg, model_path: str, log=print, n: int = 32) -> np.ndarra
     return synthetic_windows(int(round(clip * rate)), rate)
 
 
-def export_model(model_path: str, fmt: str, out: str = "", frontend: str = "host",
-                 check: np.ndarray | None = None, batch_size: int = 32, threads: int = 0, log=print) -> dict:
+def export_model(
+    model_path: str,
+    fmt: str,
+    out: str = "",
+    frontend: str = "host",
+    check: np.ndarray | None = None,
+    batch_size: int = 32,
+    threads: int = 0,
+    log=print,
+) -> dict:
     """Export the `.keras` model at `model_path` as `fmt` and check it against the Keras model.
 
     `check`: windows (n, samples) to compare on (default: synthetic ones). Returns the sidecar
@@ -196,10 +191,15 @@ def export_model(model_path: str, fmt: str, out: str = "", frontend: str = "host
     model, meta = load_model(model_path)
     out = out or default_path(model_path, fmt)
     samples = int(model.inputs[0].shape[1])
-    remote = "://" in model_path or "://" in out
+    remote = fs.is_remote(model_path) or fs.is_remote(out)
     source = model_path if remote else os.path.relpath(model_path, os.path.dirname(out) or ".")
-    side = {**meta, "format": fmt, "source": source,
-            "input_shape": [None, samples], "frontend": None}
+    side = {
+        **meta,
+        "format": fmt,
+        "source": source,
+        "input_shape": [None, samples],
+        "frontend": None,
+    }
     if fmt == "savedmodel":
         _save_savedmodel(inference_model(model), out)
     else:
@@ -209,15 +209,17 @@ def export_model(model_path: str, fmt: str, out: str = "", frontend: str = "host
             data = _tflite_bytes(rest, fmt == "tflite-int8")
         else:
             data = _tflite_bytes(inference_model(model), fmt == "tflite-int8")
-        io.atomic_write_bytes(out, data)
-    io.write_json(_sidecar(out), side)
+        fs.atomic_write_bytes(out, data)
+    fs.write_json(_sidecar(out), side)
     if check is None:
         check = synthetic_windows(samples, meta["sample_rate"])
     reference = KerasRunner(model_path, batch_size, model=model, meta=meta)
     side.update(compare(reference, open_model(out, batch_size, threads), check))
-    io.write_json(_sidecar(out), side)
+    fs.write_json(_sidecar(out), side)
     where = "on the host" if side["frontend"] else "in the file"
-    log(f"export: {out} ({fmt}, mel frontend {where}): largest difference to {model_path} "
+    log(
+        f"export: {out} ({fmt}, mel frontend {where}): largest difference to {model_path} "
         f"{side['max_abs_diff']:.2e}, same top class on {side['top1_agreement']:.1%} "
-        f"of {side['check_windows']} windows")
+        f"of {side['check_windows']} windows"
+    )
     return {**side, "path": out}

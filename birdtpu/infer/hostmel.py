@@ -14,7 +14,7 @@ import scipy.fft
 import tensorflow as tf
 
 from birdtpu.errors import DataError
-from birdtpu.infer.export import MelSpectrogramTflite
+from birdtpu.layers.frontend import MelSpectrogramTflite
 
 
 class HostFrontend:
@@ -25,12 +25,18 @@ class HostFrontend:
         layers = keras.saving.deserialize_keras_object(config).layers
         mel = layers[0]
         if not isinstance(mel, MelSpectrogramTflite):
-            raise DataError(f"the export's frontend starts with {type(mel).__name__}, not MelSpectrogramTflite")
+            raise DataError(
+                f"the export's frontend starts with {type(mel).__name__}, not MelSpectrogramTflite"
+            )
         self.mel, self.rest = mel, layers[1:]
         n = np.arange(mel.win_length)
-        self.window = (0.5 - 0.5 * np.cos(2 * np.pi * n / mel.win_length)).astype(np.float32)  # periodic Hann
+        self.window = (0.5 - 0.5 * np.cos(2 * np.pi * n / mel.win_length)).astype(
+            np.float32
+        )  # periodic Hann
         shape = [None, mel.frames, mel.n_fft // 2 + 1]
-        self._graph = tf.function(self._from_magnitude, input_signature=[tf.TensorSpec(shape, tf.float32)])
+        self._graph = tf.function(
+            self._from_magnitude, input_signature=[tf.TensorSpec(shape, tf.float32)]
+        )
 
     def _from_magnitude(self, mag):
         x = self.mel.mel_from_magnitude(mag)
@@ -43,7 +49,9 @@ class HostFrontend:
         m = self.mel
         pad = m.n_fft // 2
         x = np.pad(np.asarray(waves, np.float32), ((0, 0), (pad, pad)))
-        frames = np.lib.stride_tricks.sliding_window_view(x, m.win_length, axis=1)[:, :: m.hop_length][:, : m.frames]
+        frames = np.lib.stride_tricks.sliding_window_view(x, m.win_length, axis=1)[
+            :, :: m.hop_length
+        ][:, : m.frames]
         spec = scipy.fft.rfft(frames * self.window, n=m.n_fft, axis=-1, workers=workers)
         return np.abs(spec).astype(np.float32)
 

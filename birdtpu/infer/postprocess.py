@@ -24,8 +24,8 @@ def smooth(probs: np.ndarray, weights: list[float]) -> np.ndarray:
     n = len(probs)
     padded = np.pad(probs.astype(np.float64), ((half, half), (0, 0)))
     present = np.pad(np.ones(n), (half, half))
-    num = sum(w[k] * padded[k: k + n] for k in range(len(w)))
-    den = sum(w[k] * present[k: k + n] for k in range(len(w)))
+    num = sum(w[k] * padded[k : k + n] for k in range(len(w)))
+    den = sum(w[k] * present[k : k + n] for k in range(len(w)))
     return (num / den[:, None]).astype(probs.dtype)
 
 
@@ -49,7 +49,9 @@ def load_blender(path: str):
     return lambda tables: apply_stacker(model, tables)
 
 
-def stack_blend(blender, row_ids: list[str], classes: list[str], preds: list[np.ndarray]) -> np.ndarray:
+def stack_blend(
+    blender, row_ids: list[str], classes: list[str], preds: list[np.ndarray]
+) -> np.ndarray:
     """The stacker's blend of several models' probabilities over the same rows, in their order."""
     tables = []
     for p in preds:

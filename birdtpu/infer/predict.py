@@ -24,10 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from birdtpu import io
-from birdtpu.config import join
-from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError, container_problem, load_audio
+from birdtpu import fs
+from birdtpu.data.audio import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    container_problem,
+    load_audio,
+)
 from birdtpu.errors import DataError
+from birdtpu.fs import join
 from birdtpu.infer import postprocess
 from birdtpu.infer.runners import KerasRunner, load_model, open_model  # noqa: F401  (load_model: public)
 from birdtpu.infer.submission import like_sample, validate_submission, write_submission  # noqa: F401
@@ -41,7 +46,7 @@ def list_recordings(folder: str) -> list[str]:
     """Audio files directly in `folder`, sorted."""
     import tensorflow as tf
 
-    if not io.exists(folder):
+    if not fs.exists(folder):
         raise DataError(f"{folder}: soundscape folder not found")
     names = sorted(n for n in tf.io.gfile.listdir(folder) if n.lower().endswith(AUDIO_EXTENSIONS))
     return [join(folder, n) for n in names]
@@ -67,6 +72,7 @@ def decode(path: str, rates: list[int]) -> dict[int, np.ndarray]:
 def _decoded(paths: list[str], rates: list[int], ahead: int = 2):
     """(path, (waves or the AudioError, why it is cut short or None)) in order, decoding up to
     `ahead` files in a background thread."""
+
     def job(path):
         try:
             return decode(path, rates), container_problem(path)
@@ -89,13 +95,16 @@ def context_seconds(runner, window_seconds: float) -> float:
     rate = runner.meta["sample_rate"]
     extra = runner.samples - int(round(window_seconds * rate))
     if extra < 0:
-        raise DataError(f"{runner.path}: its clip ({runner.meta['clip_seconds']} s) is shorter than "
-                        f"infer.window_seconds ({window_seconds} s)")
+        raise DataError(
+            f"{runner.path}: its clip ({runner.meta['clip_seconds']} s) is shorter than "
+            f"infer.window_seconds ({window_seconds} s)"
+        )
     return extra / (2 * rate)
 
 
-def score_recording(runner, wave: np.ndarray, window: float, hop: float = 0.0,
-                    shifts: list[float] = ()) -> tuple[np.ndarray, list[float]]:
+def score_recording(
+    runner, wave: np.ndarray, window: float, hop: float = 0.0, shifts: list[float] = ()
+) -> tuple[np.ndarray, list[float]]:
     """(windows x classes probabilities, end seconds) of one recording at the runner's rate.
 
     Each window is scored as it is and shifted by each of `shifts` seconds; the scores are averaged.
@@ -119,19 +128,33 @@ def check_export(runner, wave: np.ndarray, infer, log=print) -> dict | None:
     if runner.format == "keras" or not infer.check_windows:
         return None
     source = runner.meta.get("source") or ""
-    ref_path = source if not source or "://" in source or os.path.isabs(source) else \
-        join(os.path.dirname(runner.path.rstrip("/")) or ".", source)
-    if not ref_path or not io.exists(ref_path):
-        log(f"predict: {runner.path} not checked: its Keras model {ref_path or '(not recorded)'} is not there")
+    ref_path = (
+        source
+        if not source or fs.is_remote(source) or os.path.isabs(source)
+        else join(os.path.dirname(runner.path.rstrip("/")) or ".", source)
+    )
+    if not ref_path or not fs.exists(ref_path):
+        log(
+            f"predict: {runner.path} not checked: its Keras model {ref_path or '(not recorded)'} is not there"
+        )
         return None
-    batch, _ = windows(wave, runner.meta["sample_rate"], infer.window_seconds, infer.hop_seconds or None,
-                       context_seconds(runner, infer.window_seconds))
+    batch, _ = windows(
+        wave,
+        runner.meta["sample_rate"],
+        infer.window_seconds,
+        infer.hop_seconds or None,
+        context_seconds(runner, infer.window_seconds),
+    )
     result = compare(KerasRunner(ref_path, infer.batch_size), runner, batch[: infer.check_windows])
-    log(f"predict: {runner.path} vs {ref_path} on {result['check_windows']} window(s): largest difference "
-        f"{result['max_abs_diff']:.2e}, same top class on {result['top1_agreement']:.0%}")
+    log(
+        f"predict: {runner.path} vs {ref_path} on {result['check_windows']} window(s): largest difference "
+        f"{result['max_abs_diff']:.2e}, same top class on {result['top1_agreement']:.0%}"
+    )
     if runner.meta.get("format") != "tflite-int8" and result["max_abs_diff"] > FLOAT_TOLERANCE:
-        raise DataError(f"{runner.path}: differs from {ref_path} by {result['max_abs_diff']:.2e} "
-                        f"(over {FLOAT_TOLERANCE}); export it again with `birdtpu export`")
+        raise DataError(
+            f"{runner.path}: differs from {ref_path} by {result['max_abs_diff']:.2e} "
+            f"(over {FLOAT_TOLERANCE}); export it again with `birdtpu export`"
+        )
     return result
 
 
@@ -139,8 +162,10 @@ def _classes(runners) -> list[str]:
     classes = runners[0].classes
     for r in runners[1:]:
         if sorted(r.classes) != sorted(classes):
-            raise DataError(f"{r.path}: its classes differ from those of {runners[0].path}; "
-                            "blended models need the same classes")
+            raise DataError(
+                f"{r.path}: its classes differ from those of {runners[0].path}; "
+                "blended models need the same classes"
+            )
     return classes
 
 
@@ -167,25 +192,36 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
             continue
         if problem:
             partial.append({"file": path, "reason": problem})
-            progress.message(f"predict: {path}: {problem}; predicting the "
-                             f"{len(waves[rates[0]]) / rates[0]:.2f} s that decode")
+            progress.message(
+                f"predict: {path}: {problem}; predicting the "
+                f"{len(waves[rates[0]]) / rates[0]:.2f} s that decode"
+            )
         for rate, wave in waves.items():
             bad = ~np.isfinite(wave)
             if bad.any():
                 wave[bad] = 0.0
-                progress.message(f"predict: {path}: {int(bad.sum())} non-finite sample(s) at {rate} Hz set to 0")
+                progress.message(
+                    f"predict: {path}: {int(bad.sum())} non-finite sample(s) at {rate} Hz set to 0"
+                )
         if not parts:
             for r in runners:
                 checks[r.path] = check_export(r, waves[r.meta["sample_rate"]], infer, log)
             started = time.time()  # the rate counts scoring, not the checks
         stem = os.path.splitext(os.path.basename(path))[0]
-        grid = window_ends(len(waves[rates[0]]), rates[0], infer.window_seconds, infer.hop_seconds or None)
+        grid = window_ends(
+            len(waves[rates[0]]), rates[0], infer.window_seconds, infer.hop_seconds or None
+        )
         rows = row_ids(stem, grid)
         expected.extend([stem] if infer.aggregate != "none" else rows)
         preds = []
         for r, idx in zip(runners, order):
-            p, _ = score_recording(r, waves[r.meta["sample_rate"]], infer.window_seconds,
-                                   infer.hop_seconds, infer.tta_shifts)
+            p, _ = score_recording(
+                r,
+                waves[r.meta["sample_rate"]],
+                infer.window_seconds,
+                infer.hop_seconds,
+                infer.tta_shifts,
+            )
             p = p[: len(grid), idx]
             preds.append(np.concatenate([p, np.repeat(p[-1:], len(grid) - len(p), axis=0)]))
         if blender is not None:
@@ -200,10 +236,19 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
         n_windows += len(grid)
         progress.advance(1, len(waves[rates[0]]) / rates[0])
     progress.close()
-    table = pd.DataFrame(np.concatenate(parts) if parts else np.zeros((0, len(classes)), np.float32), columns=classes)
+    table = pd.DataFrame(
+        np.concatenate(parts) if parts else np.zeros((0, len(classes)), np.float32), columns=classes
+    )
     table.insert(0, "row_id", ids)
-    return {"table": table, "expected": expected, "skipped": skipped, "partial": partial, "export_checks": checks,
-            "windows": n_windows, "seconds": time.time() - started}
+    return {
+        "table": table,
+        "expected": expected,
+        "skipped": skipped,
+        "partial": partial,
+        "export_checks": checks,
+        "windows": n_windows,
+        "seconds": time.time() - started,
+    }
 
 
 def _sample_submission(cfg) -> str:
@@ -214,7 +259,7 @@ def _sample_submission(cfg) -> str:
     if setting:
         return setting
     default = join(cfg.data.root, "sample_submission.csv")
-    return default if io.exists(default) else ""
+    return default if fs.exists(default) else ""
 
 
 def predict(cfg, log=print) -> dict:
@@ -233,25 +278,38 @@ def predict(cfg, log=print) -> dict:
     result = predict_recordings(runners, paths, inf, log, blender)
     table, skipped = result["table"], result["skipped"]
     if table.empty:
-        raise DataError(f"{folder}: none of the {len(paths)} recordings could be predicted "
-                        f"(e.g. {skipped[0]['file']}: {skipped[0]['reason']})")
+        raise DataError(
+            f"{folder}: none of the {len(paths)} recordings could be predicted "
+            f"(e.g. {skipped[0]['file']}: {skipped[0]['reason']})"
+        )
     classes = list(table.columns[1:])
     sample = _sample_submission(cfg)
     if sample:
         table = like_sample(table, sample, log)
     out = inf.submission or join(cfg.run_dir, "submission.csv")
     write_submission(table, out, list(table.columns[1:]), result["expected"])
-    summary = {"submission": out, "rows": len(table), "files": len(paths) - len(skipped), "skipped": skipped,
-               "partial": result["partial"],
-               "windows": result["windows"], "windows_per_second": result["windows"] / max(result["seconds"], 1e-9),
-               "export_checks": {k: v for k, v in result["export_checks"].items() if v}}
+    summary = {
+        "submission": out,
+        "rows": len(table),
+        "files": len(paths) - len(skipped),
+        "skipped": skipped,
+        "partial": result["partial"],
+        "windows": result["windows"],
+        "windows_per_second": result["windows"] / max(result["seconds"], 1e-9),
+        "export_checks": {k: v for k, v in result["export_checks"].items() if v},
+    }
     truth_path = join(cfg.data.root, "soundscape_labels.csv")
-    if io.exists(truth_path):
+    if fs.exists(truth_path):
         from birdtpu.infer.scoring import score_against_truth
 
         summary.update(score_against_truth(result["table"], truth_path, classes, inf, log))
-    log(f"predict: {summary['windows']} windows of {summary['files']} recordings "
+    log(
+        f"predict: {summary['windows']} windows of {summary['files']} recordings "
         f"({summary['windows_per_second']:.1f} windows/s), {len(skipped)} skipped -> {out}"
-        + (f"; macro ROC-AUC against {truth_path}: {summary['macro_roc_auc']:.4f}"
-           if "macro_roc_auc" in summary else ""))
+        + (
+            f"; macro ROC-AUC against {truth_path}: {summary['macro_roc_auc']:.4f}"
+            if "macro_roc_auc" in summary
+            else ""
+        )
+    )
     return summary

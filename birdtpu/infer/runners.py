@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from birdtpu import io
-from birdtpu.config import join
+from birdtpu import fs, saving
 from birdtpu.errors import DataError
+from birdtpu.fs import join
 
 
 def model_format(path: str) -> str:
@@ -30,9 +30,11 @@ def model_format(path: str) -> str:
         return "keras"
     if path.endswith(".tflite"):
         return "tflite"
-    if io.exists(join(path, "saved_model.pb")):
+    if fs.exists(join(path, "saved_model.pb")):
         return "savedmodel"
-    raise DataError(f"{path}: not a model (expected a .keras file, a .tflite file or a SavedModel folder)")
+    raise DataError(
+        f"{path}: not a model (expected a .keras file, a .tflite file or a SavedModel folder)"
+    )
 
 
 def sidecar_path(path: str) -> str:
@@ -42,49 +44,32 @@ def sidecar_path(path: str) -> str:
         if stem.endswith(ext):
             stem = stem[: -len(ext)]
     own = stem + ".json"
-    if io.exists(own):
+    if fs.exists(own):
         return own
     return join(os.path.dirname(path.rstrip("/")) or ".", "model.json")
 
 
 def read_meta(path: str) -> dict:
     """The model's sidecar (classes, sample_rate, clip_seconds, and for exports their settings)."""
-    if not io.exists(path):
+    if not fs.exists(path):
         raise DataError(f"{path}: model not found (run `birdtpu fit` first, or set infer.model)")
     meta_path = sidecar_path(path)
-    if not io.exists(meta_path):
+    if not fs.exists(meta_path):
         raise DataError(f"{meta_path}: model metadata not found next to the model")
-    meta = io.read_json(meta_path)
+    meta = fs.read_json(meta_path)
     missing = [k for k in ("classes", "sample_rate", "clip_seconds") if k not in meta]
     if missing:
         raise DataError(f"{meta_path}: missing {', '.join(missing)}")
     return meta
 
 
-def cores() -> int:
-    """CPU cores this process may use (its affinity where the OS tells, else the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _register_layers() -> None:
-    """Import the modules whose Keras layers saved models name."""
-    import kapre  # noqa: F401
-
-    import birdtpu.infer.export  # noqa: F401
-    import birdtpu.layers.augment  # noqa: F401
-    import birdtpu.layers.features  # noqa: F401
-    import birdtpu.layers.frontend  # noqa: F401
-
-
 def load_model(path: str):
     """A Keras model saved by `fit` (safe_mode on) and its sidecar (classes, rate, clip)."""
-    import keras
 
     meta = read_meta(path)
     if model_format(path) != "keras":
         raise DataError(f"{path}: load_model reads .keras files; use open_model for exports")
-    _register_layers()
-    return keras.models.load_model(path, compile=False, safe_mode=True), meta
+    return saving.load_model(path), meta
 
 
 class Runner:
@@ -96,14 +81,23 @@ class Runner:
     format = ""
 
     def __init__(self, path: str, meta: dict, samples: int, batch_size: int):
-        self.path, self.meta, self.samples, self.batch_size = path, meta, int(samples), int(batch_size)
+        self.path, self.meta, self.samples, self.batch_size = (
+            path,
+            meta,
+            int(samples),
+            int(batch_size),
+        )
         self.classes = list(meta["classes"])
 
     def __call__(self, waves: np.ndarray) -> np.ndarray:
         if waves.ndim != 2 or waves.shape[1] != self.samples:
-            raise DataError(f"{self.path}: expects windows of {self.samples} samples, got shape {waves.shape}")
-        out = [self._run(np.ascontiguousarray(waves[i: i + self.batch_size], np.float32))
-               for i in range(0, len(waves), self.batch_size)]
+            raise DataError(
+                f"{self.path}: expects windows of {self.samples} samples, got shape {waves.shape}"
+            )
+        out = [
+            self._run(np.ascontiguousarray(waves[i : i + self.batch_size], np.float32))
+            for i in range(0, len(waves), self.batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -126,7 +120,9 @@ class KerasRunner(Runner):
         if model is None:
             model, meta = load_model(path)
         if len(model.inputs) != 1:
-            raise DataError(f"{path}: the model has {len(model.inputs)} inputs; predict feeds one waveform")
+            raise DataError(
+                f"{path}: the model has {len(model.inputs)} inputs; predict feeds one waveform"
+            )
         super().__init__(path, meta, model.inputs[0].shape[1], batch_size)
         self.model = model
         self._fn = _graph(lambda x: model(x, training=False), (self.samples,))
@@ -144,12 +140,14 @@ class SavedModelRunner(Runner):
         import tensorflow as tf
 
         meta = read_meta(path)
-        _register_layers()
+        saving.import_keras_modules()
         self.obj = tf.saved_model.load(path)
         signature = self.obj.signatures["serving_default"]
         inputs = signature.structured_input_signature[1]
         if len(inputs) != 1:
-            raise DataError(f"{path}: the serving signature has {len(inputs)} inputs; predict feeds one waveform")
+            raise DataError(
+                f"{path}: the serving signature has {len(inputs)} inputs; predict feeds one waveform"
+            )
         ((name, spec),) = inputs.items()
         super().__init__(path, meta, int(spec.shape[-1]), batch_size)
         self._fn = lambda x: signature(**{name: tf.constant(x)})
@@ -179,11 +177,15 @@ class TFLiteRunner(Runner):
         import tensorflow as tf
 
         meta = read_meta(path)
-        workers = threads or cores()
+        workers = threads or fs.cores()
         try:
-            self.interpreters = [tf.lite.Interpreter(model_path=path, num_threads=1) for _ in range(workers)]
+            self.interpreters = [
+                tf.lite.Interpreter(model_path=path, num_threads=1) for _ in range(workers)
+            ]
         except (ValueError, RuntimeError) as err:
-            raise DataError(f"{path}: not a readable TFLite model ({str(err).splitlines()[0][:160]})") from None
+            raise DataError(
+                f"{path}: not a readable TFLite model ({str(err).splitlines()[0][:160]})"
+            ) from None
         self._in = self.interpreters[0].get_input_details()[0]["index"]
         self._out = self.interpreters[0].get_output_details()[0]["index"]
         shape = self.interpreters[0].get_input_details()[0]["shape"]
@@ -195,7 +197,7 @@ class TFLiteRunner(Runner):
         if meta.get("frontend"):
             from birdtpu.infer.hostmel import HostFrontend
 
-            _register_layers()
+            saving.import_keras_modules()
             self._frontend = HostFrontend(meta["frontend"])
             samples = int(meta["input_shape"][-1])
         self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
@@ -204,17 +206,17 @@ class TFLiteRunner(Runner):
     def _slice(self, k: int, waves: np.ndarray) -> np.ndarray:
         interpreter, out = self.interpreters[k], []
         for j in range(0, len(waves), FRONTEND_CHUNK):
-            chunk = waves[j: j + FRONTEND_CHUNK]
+            chunk = waves[j : j + FRONTEND_CHUNK]
             x = chunk if self._frontend is None else self._frontend(chunk)
             for i in range(len(x)):
-                interpreter.set_tensor(self._in, x[i: i + 1])
+                interpreter.set_tensor(self._in, x[i : i + 1])
                 interpreter.invoke()
                 out.append(interpreter.get_tensor(self._out)[0])
         return np.stack(out)
 
     def _run(self, batch):
         step = -(-len(batch) // len(self.interpreters))
-        slices = [batch[i: i + step] for i in range(0, len(batch), step)]
+        slices = [batch[i : i + step] for i in range(0, len(batch), step)]
         if self._pool is None or len(slices) == 1:
             return np.concatenate([self._slice(k, s) for k, s in enumerate(slices)])
         return np.concatenate(list(self._pool.map(self._slice, range(len(slices)), slices)))

@@ -26,8 +26,9 @@ def split_ids(ids: pd.Series, name: str) -> tuple[pd.Series, np.ndarray]:
     return parts.str[0], ends.to_numpy(np.float64)
 
 
-def align_windows(truth: pd.DataFrame, pred: pd.DataFrame, classes: list[str], window: float,
-                  name: str = "truth") -> tuple[np.ndarray, np.ndarray]:
+def align_windows(
+    truth: pd.DataFrame, pred: pd.DataFrame, classes: list[str], window: float, name: str = "truth"
+) -> tuple[np.ndarray, np.ndarray]:
     """(truth, score) rows for the truth rows of predicted recordings that some window overlaps."""
     t_stem, t_end = split_ids(truth[ROW_ID], name)
     p_stem, p_end = split_ids(pred[ROW_ID], "predictions")
@@ -40,14 +41,20 @@ def align_windows(truth: pd.DataFrame, pred: pd.DataFrame, classes: list[str], w
         t_lo = np.concatenate([[0.0], t_hi[:-1]])
         pi = np.flatnonzero((p_stem == stem).to_numpy())
         p_hi = p_end[pi]
-        overlap = np.minimum(t_hi[:, None], p_hi[None, :]) - np.maximum(t_lo[:, None], p_hi[None, :] - window) > 1e-6
+        overlap = (
+            np.minimum(t_hi[:, None], p_hi[None, :])
+            - np.maximum(t_lo[:, None], p_hi[None, :] - window)
+            > 1e-6
+        )
         for j in np.flatnonzero(overlap.any(axis=1)):
             y.append(t_val[ti[j]])
             s.append(p_val[pi[overlap[j]]].max(axis=0))
     return np.asarray(y).reshape(-1, len(classes)), np.asarray(s).reshape(-1, len(classes))
 
 
-def score_against_truth(table: pd.DataFrame, truth_path: str, classes: list[str], infer, log=print) -> dict:
+def score_against_truth(
+    table: pd.DataFrame, truth_path: str, classes: list[str], infer, log=print
+) -> dict:
     """{macro_roc_auc, truth_rows} of `table` (row_id + classes) against `truth_path`, or {} with
     a logged reason where it cannot be scored (no overlapping rows, no class with both labels)."""
     truth = read_table(truth_path)

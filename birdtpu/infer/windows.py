@@ -19,14 +19,25 @@ def window_count(num_samples: int, size: int, hop: int) -> int:
     return 1 + math.ceil(max(num_samples - size, 0) / hop)
 
 
-def window_ends(num_samples: int, sample_rate: int, seconds: float, hop: float | None = None) -> list[float]:
+def window_ends(
+    num_samples: int, sample_rate: int, seconds: float, hop: float | None = None
+) -> list[float]:
     """End seconds of the windows that cover `num_samples` samples (the ids a recording must have)."""
     size, step = int(round(seconds * sample_rate)), int(round((hop or seconds) * sample_rate))
-    return [round(i * (hop or seconds) + seconds, 6) for i in range(window_count(num_samples, size, step))]
+    return [
+        round(i * (hop or seconds) + seconds, 6)
+        for i in range(window_count(num_samples, size, step))
+    ]
 
 
-def windows(wave: np.ndarray, sample_rate: int, seconds: float, hop: float | None = None,
-            context: float = 0.0, shift: float = 0.0) -> tuple[np.ndarray, list[float]]:
+def windows(
+    wave: np.ndarray,
+    sample_rate: int,
+    seconds: float,
+    hop: float | None = None,
+    context: float = 0.0,
+    shift: float = 0.0,
+) -> tuple[np.ndarray, list[float]]:
     """(n, samples) windows of `wave` and the end second of each (of the unshifted window).
 
     Window i covers [i * hop, i * hop + seconds) seconds (`hop` defaults to `seconds`), widened by
@@ -37,7 +48,9 @@ def windows(wave: np.ndarray, sample_rate: int, seconds: float, hop: float | Non
     ctx, off = int(round(context * sample_rate)), int(round(shift * sample_rate))
     width = size + int(round(2 * context * sample_rate))  # exact where the context is half a sample
     if size < 1 or step < 1 or ctx < 0:
-        raise ValueError(f"windows: {seconds} s windows every {hop} s with {context} s context at {sample_rate} Hz")
+        raise ValueError(
+            f"windows: {seconds} s windows every {hop} s with {context} s context at {sample_rate} Hz"
+        )
     wave = np.asarray(wave, np.float32).reshape(-1)
     n = window_count(len(wave), size, step)
     left = ctx + abs(off)
@@ -45,7 +58,9 @@ def windows(wave: np.ndarray, sample_rate: int, seconds: float, hop: float | Non
     padded = np.pad(wave, (left, right))
     view = np.lib.stride_tricks.sliding_window_view(padded, width)
     first = left - ctx + off
-    return view[first: first + (n - 1) * step + 1: step], window_ends(len(wave), sample_rate, seconds, hop)
+    return view[first : first + (n - 1) * step + 1 : step], window_ends(
+        len(wave), sample_rate, seconds, hop
+    )
 
 
 def format_second(value: float) -> str:

@@ -22,11 +22,13 @@ import math
 import keras
 import tensorflow as tf
 
-_PKG = "birdtpu"
+from birdtpu.saving import register
+
 LABEL_MODES = ("weight", "max")
 
 
 # ------------------------------------------------------------------ random draws
+
 
 def split_seed(seed, n: int):
     """`n` independent stateless seeds ([n, 2] int32) from one."""
@@ -84,6 +86,7 @@ def _col(v, x):
 
 
 # ------------------------------------------------------------------ waveform transforms
+
 
 def _power(wave):
     return tf.reduce_mean(tf.square(wave), axis=-1, keepdims=True)
@@ -178,8 +181,13 @@ def _stft(wave, n_fft: int, hop: int):
 
 
 def _istft(spec, n_fft: int, hop: int):
-    return tf.signal.inverse_stft(spec, n_fft, hop, n_fft,
-                                  window_fn=tf.signal.inverse_stft_window_fn(hop, tf.signal.hann_window))
+    return tf.signal.inverse_stft(
+        spec,
+        n_fft,
+        hop,
+        n_fft,
+        window_fn=tf.signal.inverse_stft_window_fn(hop, tf.signal.hann_window),
+    )
 
 
 def phase_vocoder(spec, positions):
@@ -214,7 +222,7 @@ def time_stretch(wave, seed, prob: float, rate=(0.8, 1.25), n_fft: int = 512, ho
     r = tf.where(on, _uniform(s[0], b, *rate), 1.0)
     spec = _stft(wave, n_fft, hop)
     positions = tf.range(spec.shape[1], dtype=tf.float32)[None, :] * r[:, None]
-    out = _istft(phase_vocoder(spec, positions), n_fft, hop)[:, n_fft: n_fft + n]
+    out = _istft(phase_vocoder(spec, positions), n_fft, hop)[:, n_fft : n_fft + n]
     return tf.where(on[:, None], out, wave)
 
 
@@ -233,11 +241,14 @@ def pitch_shift(wave, seed, prob: float, semitones=(-2.0, 2.0), n_fft: int = 512
     at = tf.clip_by_value(at, 0.0, float(slow.shape[-1] - 2))
     i0 = tf.cast(tf.floor(at), tf.int32)
     frac = at - tf.floor(at)
-    out = (1.0 - frac) * tf.gather(slow, i0, batch_dims=1) + frac * tf.gather(slow, i0 + 1, batch_dims=1)
+    out = (1.0 - frac) * tf.gather(slow, i0, batch_dims=1) + frac * tf.gather(
+        slow, i0 + 1, batch_dims=1
+    )
     return tf.where(on[:, None], out, wave)
 
 
 # ------------------------------------------------------------------ batch mixing
+
 
 def time_axis(x) -> int:
     """The time axis of a batch: 1 for waveforms (batch, samples), 2 for (batch, mels, frames, ch)."""
@@ -289,6 +300,7 @@ def cutmix(x, y, seed, prob: float, alpha: float, labels: str = "weight", axis: 
 
 # ------------------------------------------------------------------ layers
 
+
 def _pair(values) -> list[float]:
     lo, hi = values
     return [float(lo), float(hi)]
@@ -313,20 +325,40 @@ class _Augmentation(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class WaveAugment(_Augmentation):
     """(batch, samples) waveforms: gain, time shift, time stretch, pitch shift, Gaussian noise at a
     fixed level and at an SNR, pink noise at an SNR; each with its own probability per example."""
 
-    def __init__(self, gain_prob=0.0, gain_db=(-6.0, 6.0), shift_prob=0.0, shift_max=0.5, shift_mode="roll",
-                 stretch_prob=0.0, stretch_rate=(0.8, 1.25), pitch_prob=0.0, pitch_semitones=(-2.0, 2.0),
-                 gauss_prob=0.0, gauss_std=(0.001, 0.015), noise_prob=0.0, noise_snr_db=(10.0, 40.0),
-                 pink_prob=0.0, pink_snr_db=(10.0, 40.0), seed=None, **kwargs):
+    def __init__(
+        self,
+        gain_prob=0.0,
+        gain_db=(-6.0, 6.0),
+        shift_prob=0.0,
+        shift_max=0.5,
+        shift_mode="roll",
+        stretch_prob=0.0,
+        stretch_rate=(0.8, 1.25),
+        pitch_prob=0.0,
+        pitch_semitones=(-2.0, 2.0),
+        gauss_prob=0.0,
+        gauss_std=(0.001, 0.015),
+        noise_prob=0.0,
+        noise_snr_db=(10.0, 40.0),
+        pink_prob=0.0,
+        pink_snr_db=(10.0, 40.0),
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(seed, **kwargs)
         if shift_mode not in ("roll", "pad"):
             raise ValueError(f"shift_mode: {shift_mode!r} is not 'roll' or 'pad'")
         self.gain_prob, self.gain_db = float(gain_prob), _pair(gain_db)
-        self.shift_prob, self.shift_max, self.shift_mode = float(shift_prob), float(shift_max), shift_mode
+        self.shift_prob, self.shift_max, self.shift_mode = (
+            float(shift_prob),
+            float(shift_max),
+            shift_mode,
+        )
         self.stretch_prob, self.stretch_rate = float(stretch_prob), _pair(stretch_rate)
         self.pitch_prob, self.pitch_semitones = float(pitch_prob), _pair(pitch_semitones)
         self.gauss_prob, self.gauss_std = float(gauss_prob), _pair(gauss_std)
@@ -336,19 +368,45 @@ class WaveAugment(_Augmentation):
     @classmethod
     def from_augment_config(cls, cfg, seed=None, **kwargs):
         """The layer for an AugmentConfig's waveform settings."""
-        names = ("gain_prob", "gain_db", "shift_prob", "shift_max", "shift_mode", "stretch_prob", "stretch_rate",
-                 "pitch_prob", "pitch_semitones", "gauss_prob", "gauss_std", "noise_prob", "noise_snr_db",
-                 "pink_prob", "pink_snr_db")
+        names = (
+            "gain_prob",
+            "gain_db",
+            "shift_prob",
+            "shift_max",
+            "shift_mode",
+            "stretch_prob",
+            "stretch_rate",
+            "pitch_prob",
+            "pitch_semitones",
+            "gauss_prob",
+            "gauss_std",
+            "noise_prob",
+            "noise_snr_db",
+            "pink_prob",
+            "pink_snr_db",
+        )
         return cls(**{k: getattr(cfg, k) for k in names}, seed=seed, **kwargs)
 
     def _steps(self):
         return [
             (self.gain_prob, lambda w, s: gain(w, s, self.gain_prob, self.gain_db)),
-            (self.shift_prob, lambda w, s: time_shift(w, s, self.shift_prob, self.shift_max, self.shift_mode)),
-            (self.stretch_prob, lambda w, s: time_stretch(w, s, self.stretch_prob, self.stretch_rate)),
-            (self.pitch_prob, lambda w, s: pitch_shift(w, s, self.pitch_prob, self.pitch_semitones)),
+            (
+                self.shift_prob,
+                lambda w, s: time_shift(w, s, self.shift_prob, self.shift_max, self.shift_mode),
+            ),
+            (
+                self.stretch_prob,
+                lambda w, s: time_stretch(w, s, self.stretch_prob, self.stretch_rate),
+            ),
+            (
+                self.pitch_prob,
+                lambda w, s: pitch_shift(w, s, self.pitch_prob, self.pitch_semitones),
+            ),
             (self.gauss_prob, lambda w, s: gaussian_noise(w, s, self.gauss_prob, self.gauss_std)),
-            (self.noise_prob, lambda w, s: gaussian_noise_snr(w, s, self.noise_prob, self.noise_snr_db)),
+            (
+                self.noise_prob,
+                lambda w, s: gaussian_noise_snr(w, s, self.noise_prob, self.noise_snr_db),
+            ),
             (self.pink_prob, lambda w, s: pink_noise_snr(w, s, self.pink_prob, self.pink_snr_db)),
         ]
 
@@ -367,15 +425,27 @@ class WaveAugment(_Augmentation):
         return wave
 
     def get_config(self):
-        return {**super().get_config(), "gain_prob": self.gain_prob, "gain_db": self.gain_db,
-                "shift_prob": self.shift_prob, "shift_max": self.shift_max, "shift_mode": self.shift_mode,
-                "stretch_prob": self.stretch_prob, "stretch_rate": self.stretch_rate,
-                "pitch_prob": self.pitch_prob, "pitch_semitones": self.pitch_semitones,
-                "gauss_prob": self.gauss_prob, "gauss_std": self.gauss_std, "noise_prob": self.noise_prob,
-                "noise_snr_db": self.noise_snr_db, "pink_prob": self.pink_prob, "pink_snr_db": self.pink_snr_db}
+        return {
+            **super().get_config(),
+            "gain_prob": self.gain_prob,
+            "gain_db": self.gain_db,
+            "shift_prob": self.shift_prob,
+            "shift_max": self.shift_max,
+            "shift_mode": self.shift_mode,
+            "stretch_prob": self.stretch_prob,
+            "stretch_rate": self.stretch_rate,
+            "pitch_prob": self.pitch_prob,
+            "pitch_semitones": self.pitch_semitones,
+            "gauss_prob": self.gauss_prob,
+            "gauss_std": self.gauss_std,
+            "noise_prob": self.noise_prob,
+            "noise_snr_db": self.noise_snr_db,
+            "pink_prob": self.pink_prob,
+            "pink_snr_db": self.pink_snr_db,
+        }
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class BackgroundMix(_Augmentation):
     """(waveforms, background clips) of the same shape -> waveforms with background added at an SNR."""
 
@@ -403,10 +473,15 @@ class _Mix(_Augmentation):
         self.prob, self.alpha, self.labels = float(prob), float(alpha), labels
 
     def get_config(self):
-        return {**super().get_config(), "prob": self.prob, "alpha": self.alpha, "labels": self.labels}
+        return {
+            **super().get_config(),
+            "prob": self.prob,
+            "alpha": self.alpha,
+            "labels": self.labels,
+        }
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class MixUp(_Mix):
     """(x, targets) -> (x, targets) mixed per example (see `mixup`); x: waveforms or spectrograms."""
 
@@ -416,7 +491,7 @@ class MixUp(_Mix):
         return mixup(x, y, seed, self.prob, self.alpha, self.labels)
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class CutMix(_Mix):
     """(x, targets) -> (x, targets), a time segment pasted per example (see `cutmix`)."""
 

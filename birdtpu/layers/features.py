@@ -12,11 +12,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from birdtpu.saving import register
+
 PERCENTILES = (0, 1, 25, 30, 50, 60, 75, 99, 100)
 STATISTICS = ("mean", "std", "range", *(f"p{q}" for q in PERCENTILES))
 
 
-@keras.saving.register_keras_serializable(package="birdtpu")
+@register
 class GlobalFeatures(keras.layers.Layer):
     """(batch, samples) waveform -> (batch, windows, 12) window statistics (see STATISTICS)."""
 

@@ -11,13 +11,14 @@ the other clips of a batch: every max, mean and floor is taken per example.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from kapre import STFT, ApplyFilterbank, Magnitude
 from keras import ops
 
-_PKG = "birdtpu"
+from birdtpu.saving import register
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class MelSpectrogram(keras.layers.Layer):
     """(batch, samples) waveform -> (batch, n_mels, frames, 1) mel spectrogram of |STFT|^power.
 
@@ -27,24 +28,58 @@ class MelSpectrogram(keras.layers.Layer):
     hop = samples // (frames - 1) when hop_length is 0. power 2: power, 1: magnitude.
     """
 
-    def __init__(self, samples: int, sample_rate: int, frames: int = 384, n_fft: int = 2048,
-                 win_length: int = 0, hop_length: int = 0, n_mels: int = 128, fmin: float = 20.0,
-                 fmax: float = 16000.0, htk: bool = False, power: float = 2.0, **kwargs):
+    def __init__(
+        self,
+        samples: int,
+        sample_rate: int,
+        frames: int = 384,
+        n_fft: int = 2048,
+        win_length: int = 0,
+        hop_length: int = 0,
+        n_mels: int = 128,
+        fmin: float = 20.0,
+        fmax: float = 16000.0,
+        htk: bool = False,
+        power: float = 2.0,
+        **kwargs,
+    ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.samples, self.sample_rate, self.frames = int(samples), int(sample_rate), int(frames)
         self.n_fft, self.win_length = int(n_fft), int(win_length or n_fft)
         self.hop_length = int(hop_length or samples // (frames - 1))
-        self.n_mels, self.fmin, self.fmax, self.htk = int(n_mels), float(fmin), float(fmax), bool(htk)
+        self.n_mels, self.fmin, self.fmax, self.htk = (
+            int(n_mels),
+            float(fmin),
+            float(fmax),
+            bool(htk),
+        )
         self.power = float(power)
         if 1 + self.samples // self.hop_length < self.frames:
-            raise ValueError(f"{self.frames} frames do not fit {self.samples} samples at hop {self.hop_length}")
-        self.stft = STFT(n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
-                         window_name="hann_window", dtype="float32")
+            raise ValueError(
+                f"{self.frames} frames do not fit {self.samples} samples at hop {self.hop_length}"
+            )
+        self.stft = STFT(
+            n_fft=self.n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            window_name="hann_window",
+            dtype="float32",
+        )
         self.magnitude = Magnitude(dtype="float32")
-        self.mel = ApplyFilterbank(type="mel", dtype="float32", filterbank_kwargs={
-            "sample_rate": self.sample_rate, "n_freq": self.n_fft // 2 + 1, "n_mels": self.n_mels,
-            "f_min": self.fmin, "f_max": self.fmax, "htk": self.htk, "norm": "slaney"})
+        self.mel = ApplyFilterbank(
+            type="mel",
+            dtype="float32",
+            filterbank_kwargs={
+                "sample_rate": self.sample_rate,
+                "n_freq": self.n_fft // 2 + 1,
+                "n_mels": self.n_mels,
+                "f_min": self.fmin,
+                "f_max": self.fmax,
+                "htk": self.htk,
+                "norm": "slaney",
+            },
+        )
 
     def build(self, input_shape):
         # the kapre sublayers hold no weights: nothing to create
@@ -64,13 +99,54 @@ class MelSpectrogram(keras.layers.Layer):
         return (input_shape[0], self.n_mels, self.frames, 1)
 
     def get_config(self):
-        return {**super().get_config(), "samples": self.samples, "sample_rate": self.sample_rate,
-                "frames": self.frames, "n_fft": self.n_fft, "win_length": self.win_length,
-                "hop_length": self.hop_length, "n_mels": self.n_mels, "fmin": self.fmin,
-                "fmax": self.fmax, "htk": self.htk, "power": self.power}
+        return {
+            **super().get_config(),
+            "samples": self.samples,
+            "sample_rate": self.sample_rate,
+            "frames": self.frames,
+            "n_fft": self.n_fft,
+            "win_length": self.win_length,
+            "hop_length": self.hop_length,
+            "n_mels": self.n_mels,
+            "fmin": self.fmin,
+            "fmax": self.fmax,
+            "htk": self.htk,
+            "power": self.power,
+        }
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
+class MelSpectrogramTflite(MelSpectrogram):
+    """`MelSpectrogram` with the magnitude taken before any transpose, so TFLite converts it.
+
+    Same configuration, same numbers: tf.signal.stft (periodic Hann window) on the centred,
+    zero-padded waveform, |X|^power, the same mel filterbank, (batch, n_mels, frames, 1).
+    """
+
+    def stft_magnitude(self, waveform):
+        """(batch, samples) -> |STFT| (batch, frames, n_fft // 2 + 1)."""
+        pad = self.n_fft // 2
+        x = tf.pad(tf.cast(waveform, tf.float32), [[0, 0], [pad, pad]])
+        x = x[
+            :, : (self.frames - 1) * self.hop_length + self.win_length
+        ]  # the samples of `frames` frames
+        return tf.abs(
+            tf.signal.stft(
+                x, self.win_length, self.hop_length, self.n_fft, window_fn=tf.signal.hann_window
+            )
+        )
+
+    def mel_from_magnitude(self, mag):
+        """|STFT| (batch, frames, freq) -> mel (batch, n_mels, frames, 1)."""
+        spec = tf.square(mag) if self.power == 2.0 else tf.pow(mag, self.power)
+        mel = tf.matmul(spec, tf.cast(self.mel.filterbank, tf.float32))  # (batch, frames, mels)
+        return tf.expand_dims(tf.transpose(mel, (0, 2, 1)), -1)
+
+    def call(self, waveform):
+        return self.mel_from_magnitude(self.stft_magnitude(waveform))
+
+
+@register
 class PowerToDb(keras.layers.Layer):
     """Mel power (or magnitude, power=1) -> dB, floored per example at its own maximum - top_db.
 
@@ -89,13 +165,18 @@ class PowerToDb(keras.layers.Layer):
         return ops.maximum(db, ops.max(db, axis=axes, keepdims=True) - self.top_db)
 
     def get_config(self):
-        return {**super().get_config(), "top_db": self.top_db, "power": self.power, "amin": self.amin}
+        return {
+            **super().get_config(),
+            "top_db": self.top_db,
+            "power": self.power,
+            "amin": self.amin,
+        }
 
 
 NORMALIZE_MODES = ("zscore_minmax", "zscore", "minmax", "none")
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class NormalizeSpectrogram(keras.layers.Layer):
     """Per-example normalisation: z-score, min-max to [0, 1], both (z-score then min-max), or none.
 
@@ -112,7 +193,9 @@ class NormalizeSpectrogram(keras.layers.Layer):
     def call(self, x):
         axes = tuple(range(1, len(x.shape)))
         if self.mode in ("zscore", "zscore_minmax"):
-            x = (x - ops.mean(x, axis=axes, keepdims=True)) / (ops.std(x, axis=axes, keepdims=True) + self.epsilon)
+            x = (x - ops.mean(x, axis=axes, keepdims=True)) / (
+                ops.std(x, axis=axes, keepdims=True) + self.epsilon
+            )
         if self.mode in ("minmax", "zscore_minmax"):
             lo = ops.min(x, axis=axes, keepdims=True)
             x = (x - lo) / (ops.max(x, axis=axes, keepdims=True) - lo + self.epsilon)
@@ -122,7 +205,7 @@ class NormalizeSpectrogram(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode, "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class SpecAugment(keras.layers.Layer):
     """Frequency and time masks on (batch, mels, frames, ch), vectorised over the batch.
 
@@ -131,12 +214,30 @@ class SpecAugment(keras.layers.Layer):
     example draws its own masks. Active only in training.
     """
 
-    def __init__(self, freq_masks=1, freq_width=10, freq_prob=0.5, time_masks=2, time_width=25,
-                 time_prob=0.5, fill=0.0, seed=None, **kwargs):
+    def __init__(
+        self,
+        freq_masks=1,
+        freq_width=10,
+        freq_prob=0.5,
+        time_masks=2,
+        time_width=25,
+        time_prob=0.5,
+        fill=0.0,
+        seed=None,
+        **kwargs,
+    ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.freq_masks, self.freq_width, self.freq_prob = int(freq_masks), int(freq_width), float(freq_prob)
-        self.time_masks, self.time_width, self.time_prob = int(time_masks), int(time_width), float(time_prob)
+        self.freq_masks, self.freq_width, self.freq_prob = (
+            int(freq_masks),
+            int(freq_width),
+            float(freq_prob),
+        )
+        self.time_masks, self.time_width, self.time_prob = (
+            int(time_masks),
+            int(time_width),
+            float(time_prob),
+        )
         self.fill, self.seed = float(fill), seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -164,12 +265,20 @@ class SpecAugment(keras.layers.Layer):
         return ops.where(mask, ops.cast(self.fill, x.dtype), x)
 
     def get_config(self):
-        return {**super().get_config(), "freq_masks": self.freq_masks, "freq_width": self.freq_width,
-                "freq_prob": self.freq_prob, "time_masks": self.time_masks, "time_width": self.time_width,
-                "time_prob": self.time_prob, "fill": self.fill, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "freq_masks": self.freq_masks,
+            "freq_width": self.freq_width,
+            "freq_prob": self.freq_prob,
+            "time_masks": self.time_masks,
+            "time_width": self.time_width,
+            "time_prob": self.time_prob,
+            "fill": self.fill,
+            "seed": self.seed,
+        }
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class ToImage(keras.layers.Layer):
     """(batch, h, w, 1) in [0, 1] -> (batch, h, w, channels) in [0, scale]."""
 
@@ -184,20 +293,39 @@ class ToImage(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels, "scale": self.scale}
 
 
-def frontend(cfg, sample_rate: int, augment=None, name: str = "frontend", seed=None) -> keras.Sequential:
+def frontend(
+    cfg, sample_rate: int, augment=None, name: str = "frontend", seed=None
+) -> keras.Sequential:
     """The front as one Sequential from a FrontendConfig (and AugmentConfig for the masks, drawn
     from `seed`): (batch, samples) waveforms -> (batch, n_mels, frames, channels)."""
     samples = int(round(cfg.clip_seconds * sample_rate))
     layers = [
-        MelSpectrogram(samples, sample_rate, frames=cfg.frames, n_fft=cfg.n_fft, win_length=cfg.win_length,
-                       n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax, htk=cfg.mel_scale == "htk",
-                       power=cfg.power),
+        MelSpectrogram(
+            samples,
+            sample_rate,
+            frames=cfg.frames,
+            n_fft=cfg.n_fft,
+            win_length=cfg.win_length,
+            n_mels=cfg.n_mels,
+            fmin=cfg.fmin,
+            fmax=cfg.fmax,
+            htk=cfg.mel_scale == "htk",
+            power=cfg.power,
+        ),
         PowerToDb(cfg.top_db, power=cfg.power),
         NormalizeSpectrogram(cfg.normalize),
     ]
     if augment is not None:
-        layers.append(SpecAugment(augment.freq_masks, augment.freq_mask_width, augment.freq_mask_prob,
-                                  augment.time_masks, augment.time_mask_width, augment.time_mask_prob,
-                                  seed=seed))
+        layers.append(
+            SpecAugment(
+                augment.freq_masks,
+                augment.freq_mask_width,
+                augment.freq_mask_prob,
+                augment.time_masks,
+                augment.time_mask_width,
+                augment.time_mask_prob,
+                seed=seed,
+            )
+        )
     layers.append(ToImage(cfg.channels, 255.0 if cfg.channels == 3 else 1.0, dtype="float32"))
     return keras.Sequential(layers, name=name)

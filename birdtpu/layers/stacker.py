@@ -1,18 +1,21 @@
-"""Layers of the stacking ensemble: per-class weights over models (LocallyConnected1D with kernel
-size 1, removed from Keras 3), its one-hot initialiser, and the shifted-tanh output.
+"""The Freesound 2019 stacking network and its layers: per-class weights over models
+(LocallyConnected1D with kernel size 1, removed from Keras 3), its one-hot initialiser, and the
+shifted-tanh output.
 
 All have static shapes and no Python control flow on tensor values, so they compile with XLA.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 from keras import ops
 
-_PKG = "birdtpu"
+from birdtpu.saving import register
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class OneHot(keras.initializers.Initializer):
     """Kernel (classes, inputs, filters) with 1 at input `index` and 0 elsewhere, for every class
     and filter: each class starts as a copy of one input (the stacker uses the models' mean)."""
@@ -29,7 +32,7 @@ class OneHot(keras.initializers.Initializer):
         return {"index": self.index}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class PerClassWeighting(keras.layers.Layer):
     """(batch, classes, models) -> (batch, classes, filters) with separate weights for each class.
 
@@ -38,8 +41,16 @@ class PerClassWeighting(keras.layers.Layer):
     out[b, c, f] = sum_m x[b, c, m] * kernel[c, m, f] + bias[c, f].
     """
 
-    def __init__(self, filters: int = 1, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        filters: int = 1,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters, self.use_bias = int(filters), bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -50,13 +61,23 @@ class PerClassWeighting(keras.layers.Layer):
     def build(self, input_shape):
         classes, models = input_shape[-2:]
         if classes is None or models is None:
-            raise ValueError(f"PerClassWeighting needs static (classes, models); got input shape {input_shape}")
-        self.kernel = self.add_weight(shape=(classes, models, self.filters), name="kernel",
-                                      initializer=self.kernel_initializer, constraint=self.kernel_constraint)
+            raise ValueError(
+                f"PerClassWeighting needs static (classes, models); got input shape {input_shape}"
+            )
+        self.kernel = self.add_weight(
+            shape=(classes, models, self.filters),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            constraint=self.kernel_constraint,
+        )
         self.bias = None
         if self.use_bias:
-            self.bias = self.add_weight(shape=(classes, self.filters), name="bias",
-                                        initializer=self.bias_initializer, constraint=self.bias_constraint)
+            self.bias = self.add_weight(
+                shape=(classes, self.filters),
+                name="bias",
+                initializer=self.bias_initializer,
+                constraint=self.bias_constraint,
+            )
 
     def call(self, x):
         out = ops.einsum("bcm,cmf->bcf", x, self.kernel)
@@ -66,14 +87,18 @@ class PerClassWeighting(keras.layers.Layer):
         return (*input_shape[:-1], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint)}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+            "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+        }
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class ShiftedTanh(keras.layers.Layer):
     """(tanh(scale * (x - offset)) + 1) / 2, which is sigmoid(2 * scale * (x - offset)).
 
@@ -96,3 +121,53 @@ class ShiftedTanh(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "offset": self.offset, "scale": self.scale}
+
+
+@register
+class Stacker(keras.Model):
+    """The Freesound 2019 stacking network: (rows, classes, models) -> (rows, classes).
+
+    predictions ++ their mean -> PerClassWeighting (one-hot on the mean, unit norm over models)
+    -> Dense(classes) started at identity (label correlations) -> ShiftedTanh(offset, scale).
+    At initialisation it ranks exactly as the plain mean. `class_names` and `model_names` (the
+    order of the inputs) travel with the saved model.
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        model_names: Sequence[str],
+        offset: float = 1.6,
+        scale: float = 1.0,
+        **kwargs,
+    ):
+        n_classes, n_models = len(class_names), len(model_names)
+        inputs = keras.Input((n_classes, n_models), name="predictions")
+        x = keras.layers.Concatenate(name="with_mean")(
+            [inputs, keras.ops.mean(inputs, axis=-1, keepdims=True)]
+        )
+        x = PerClassWeighting(
+            1,
+            kernel_initializer=OneHot(-1),
+            kernel_constraint=keras.constraints.UnitNorm(axis=1),
+            name="model_weights",
+        )(x)
+        x = keras.layers.Reshape((n_classes,), name="flatten")(x)
+        x = keras.layers.Dense(n_classes, kernel_initializer="identity", name="label_mixing")(x)
+        outputs = ShiftedTanh(offset, scale, name="head")(x)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.class_names, self.model_names = list(class_names), list(model_names)
+        self.offset, self.scale = float(offset), float(scale)
+
+    def get_config(self):
+        return {
+            "class_names": self.class_names,
+            "model_names": self.model_names,
+            "offset": self.offset,
+            "scale": self.scale,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)

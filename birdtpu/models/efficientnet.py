@@ -17,8 +17,9 @@ _APPS = {
 }
 
 
-def efficientnet(name: str, input_shape: tuple[int, int, int], pretrained: str,
-                 drop_connect_rate: float = 0.2) -> keras.Model:
+def efficientnet(
+    name: str, input_shape: tuple[int, int, int], pretrained: str, drop_connect_rate: float = 0.2
+) -> keras.Model:
     """A headless backbone (feature map output). `pretrained`: imagenet, none or a weights file.
 
     A weights file is what `backbone.save_weights` wrote, or the keras.applications
@@ -28,14 +29,20 @@ def efficientnet(name: str, input_shape: tuple[int, int, int], pretrained: str,
     cls = getattr(keras.applications, _APPS[name])
     imagenet = pretrained == "imagenet"
     if min(input_shape[:2]) < MIN_SIZE:  # five stride-2 stages with valid padding
-        raise ConfigError(f"model.name: {name} needs an image of at least {MIN_SIZE} x {MIN_SIZE}; "
-                          f"frontend.n_mels x frontend.frames is {input_shape[0]} x {input_shape[1]}")
+        raise ConfigError(
+            f"model.name: {name} needs an image of at least {MIN_SIZE} x {MIN_SIZE}; "
+            f"frontend.n_mels x frontend.frames is {input_shape[0]} x {input_shape[1]}"
+        )
     try:
-        model = cls(include_top=False, weights="imagenet" if imagenet else None, input_shape=input_shape)
+        model = cls(
+            include_top=False, weights="imagenet" if imagenet else None, input_shape=input_shape
+        )
     except Exception as err:  # the ImageNet download needs internet
         if imagenet:
-            raise ConfigError(f"model.pretrained: could not load ImageNet weights for {name} "
-                              f"({str(err).splitlines()[0][:120]}); offline, give a weights file path") from None
+            raise ConfigError(
+                f"model.pretrained: could not load ImageNet weights for {name} "
+                f"({str(err).splitlines()[0][:120]}); offline, give a weights file path"
+            ) from None
         raise
     if not imagenet:
         load_backbone_weights(model, pretrained)

@@ -18,12 +18,13 @@ from keras import ops
 from birdtpu.layers.features import GlobalFeatures
 from birdtpu.models.heads import Reduce
 from birdtpu.models.weights import load_backbone_weights
+from birdtpu.saving import register
 
 CHANNELS = (64, 128, 256, 512)
 GLOBAL_WINDOWS = 128  # the global features: 128 half-overlapping windows x 12 statistics
 
 
-@keras.saving.register_keras_serializable(package="birdtpu")
+@register
 class PixelShuffleTime(keras.layers.Layer):
     """(batch, freq, time, ch) -> (batch, freq, ceil(time / factor), ch x factor): groups of
     `factor` neighbouring time steps side by side in the channels (odd ends are zero-padded)."""
@@ -49,7 +50,9 @@ class PixelShuffleTime(keras.layers.Layer):
 
 def _squeeze_excite(x, channels: int, name: str):
     s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_squeeze")(x)
-    s = keras.layers.Conv2D(max(4, channels // 8), 1, activation="relu", name=f"{name}_se_reduce")(s)
+    s = keras.layers.Conv2D(max(4, channels // 8), 1, activation="relu", name=f"{name}_se_reduce")(
+        s
+    )
     s = keras.layers.Conv2D(channels, 1, activation="sigmoid", name=f"{name}_se_expand")(s)
     return keras.layers.Multiply(name=f"{name}_se")([x, s])
 
@@ -58,7 +61,9 @@ def _block(x, channels: int, highway: bool, name: str):
     shortcut = keras.layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_shortcut")(x)
     h = x
     for i in (1, 2):
-        h = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(h)
+        h = keras.layers.Conv2D(
+            channels, 3, padding="same", use_bias=False, name=f"{name}_conv{i}"
+        )(h)
         h = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(h)
         if i == 1:
             h = keras.layers.Activation("relu", name=f"{name}_relu1")(h)
@@ -73,8 +78,14 @@ def _block(x, channels: int, highway: bool, name: str):
     return keras.layers.Activation("relu", name=f"{name}_out")(h)
 
 
-def fat2019(input_shape: tuple[int, int, int], width: float = 1.0, dropout: float = 0.2, highway: bool = False,
-            pretrained: str = "none", name: str = "fat2019") -> keras.Model:
+def fat2019(
+    input_shape: tuple[int, int, int],
+    width: float = 1.0,
+    dropout: float = 0.2,
+    highway: bool = False,
+    pretrained: str = "none",
+    name: str = "fat2019",
+) -> keras.Model:
     """The backbone: image (mels, frames, ch) -> feature map (mels/16, frames/16, 512 x width)."""
     image = keras.Input(input_shape, name="image")
     x = image
@@ -83,7 +94,9 @@ def fat2019(input_shape: tuple[int, int, int], width: float = 1.0, dropout: floa
         x = keras.layers.AveragePooling2D((2, 1), padding="same", name=f"block{i}_freq_mean")(x)
         x = keras.layers.MaxPooling2D((1, 2), padding="same", name=f"block{i}_time_max")(x)
         x = keras.layers.Dropout(dropout, name=f"block{i}_dropout")(x)
-    x = keras.layers.Conv2D(max(1, round(CHANNELS[-1] * width)), 3, padding="same", use_bias=False, name="conv9")(x)
+    x = keras.layers.Conv2D(
+        max(1, round(CHANNELS[-1] * width)), 3, padding="same", use_bias=False, name="conv9"
+    )(x)
     x = keras.layers.BatchNormalization(name="conv9_bn")(x)
     x = keras.layers.Activation("relu", name="conv9_relu")(x)
     model = keras.Model(image, x, name=name)
@@ -103,6 +116,7 @@ def global_branch(waveform, width: float = 1.0):
     (birdtpu.layers.features), a bidirectional GRU over windows, max-pooled: (batch, 2 x 64 x width)."""
     x = GlobalFeatures(GLOBAL_WINDOWS, name="global_features")(waveform)
     x = keras.layers.LayerNormalization(name="global_norm")(x)
-    x = keras.layers.Bidirectional(keras.layers.GRU(max(4, round(64 * width)), return_sequences=True),
-                                   name="global_gru")(x)
+    x = keras.layers.Bidirectional(
+        keras.layers.GRU(max(4, round(64 * width)), return_sequences=True), name="global_gru"
+    )(x)
     return keras.layers.GlobalMaxPooling1D(name="global_pool")(x)

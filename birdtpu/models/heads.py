@@ -14,10 +14,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-_PKG = "birdtpu"
+from birdtpu.saving import register
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class Reduce(keras.layers.Layer):
     """Mean or max over one axis (dropped)."""
 
@@ -39,7 +39,7 @@ class Reduce(keras.layers.Layer):
         return {**super().get_config(), "axis": self.axis, "how": self.how}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class AttentionPool(keras.layers.Layer):
     """[attention (batch, time, classes) in [-1, 1], probabilities (same)] -> (batch, classes):
     the probabilities averaged over time with softmax-over-time attention weights."""
@@ -58,7 +58,7 @@ class AttentionPool(keras.layers.Layer):
         return (shape[0], shape[2])
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class FrameUpsample(keras.layers.Layer):
     """(batch, segments, classes) -> (batch, frames, classes): each segment repeated over the
     frames it covers (ceil(frames / segments) each), cut to `frames`."""
@@ -79,7 +79,7 @@ class FrameUpsample(keras.layers.Layer):
         return {**super().get_config(), "frames": self.frames}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class SEDBlend(keras.layers.Layer):
     """[clipwise (batch, classes), framewise (batch, frames, classes)] ->
     `clip_weight * clipwise + (1 - clip_weight) * max over frames of framewise`."""
@@ -121,8 +121,12 @@ def sed_head(feature_map, num_classes: int, model_cfg, frames: int):
     x = keras.layers.Dropout(model_cfg.dropout, name="sed_dropout")(x)
     x = keras.layers.Dense(model_cfg.neck or x.shape[-1], activation="relu", name="sed_hidden")(x)
     x = keras.layers.Dropout(model_cfg.dropout, name="head_dropout")(x)
-    att = keras.layers.Dense(num_classes, activation="tanh", dtype="float32", name="sed_attention")(x)
-    seg = keras.layers.Dense(num_classes, activation=model_cfg.activation, dtype="float32", name="segmentwise")(x)
+    att = keras.layers.Dense(num_classes, activation="tanh", dtype="float32", name="sed_attention")(
+        x
+    )
+    seg = keras.layers.Dense(
+        num_classes, activation=model_cfg.activation, dtype="float32", name="segmentwise"
+    )(x)
     clip = AttentionPool(name="clipwise")([att, seg])
     framewise = FrameUpsample(frames, name="framewise")(seg)
     return SEDBlend(model_cfg.sed_clip_weight, name="probabilities")([clip, framewise])

@@ -30,7 +30,9 @@ class Architecture:
 
 
 def _efficientnet(name: str) -> Callable:
-    return lambda m, shape, pretrained: efficientnet.efficientnet(name, shape, pretrained, m.backbone_dropout)
+    return lambda m, shape, pretrained: efficientnet.efficientnet(
+        name, shape, pretrained, m.backbone_dropout
+    )
 
 
 def _cnn14(m, shape, pretrained):
@@ -39,7 +41,9 @@ def _cnn14(m, shape, pretrained):
 
 def _fat2019(highway: bool) -> Callable:
     name = "fat2019_highway" if highway else "fat2019"
-    return lambda m, shape, pretrained: fat2019.fat2019(shape, m.width, m.backbone_dropout, highway, pretrained, name)
+    return lambda m, shape, pretrained: fat2019.fat2019(
+        shape, m.width, m.backbone_dropout, highway, pretrained, name
+    )
 
 
 def _gap(feature_map, model_cfg):
@@ -63,7 +67,9 @@ def architecture(name: str) -> Architecture:
     return MODELS[name]
 
 
-def build_backbone(name: str, input_shape: tuple[int, int, int], pretrained: str, model_cfg=None) -> keras.Model:
+def build_backbone(
+    name: str, input_shape: tuple[int, int, int], pretrained: str, model_cfg=None
+) -> keras.Model:
     """The backbone registered under `name` (image -> feature map); `model_cfg` sets width and dropout."""
     return architecture(name).backbone(model_cfg or ModelConfig(name=name), input_shape, pretrained)
 
@@ -107,14 +113,18 @@ def build_model(cfg, num_classes: int) -> keras.Model:
     wave = keras.Input((samples,), name="waveform")
     image = frontend(cfg.frontend, sample_rate, cfg.augment, seed=cfg.runtime.seed)(wave)
     pretrained = "none" if model_cfg.init_from else model_cfg.pretrained
-    backbone = arch.backbone(model_cfg, (cfg.frontend.n_mels, cfg.frontend.frames, cfg.frontend.channels), pretrained)
+    backbone = arch.backbone(
+        model_cfg, (cfg.frontend.n_mels, cfg.frontend.frames, cfg.frontend.channels), pretrained
+    )
     feature_map = backbone(image)
     if model_cfg.head == "sed":
         out = heads.sed_head(feature_map, num_classes, model_cfg, cfg.frontend.frames)
     else:
         x = arch.pool(feature_map, model_cfg)
         if model_cfg.global_features:
-            x = keras.layers.Concatenate(name="pool_with_global")([x, fat2019.global_branch(wave, model_cfg.width)])
+            x = keras.layers.Concatenate(name="pool_with_global")(
+                [x, fat2019.global_branch(wave, model_cfg.width)]
+            )
         out = heads.classifier(x, num_classes, model_cfg)
     model = keras.Model(wave, out, name=f"birdtpu_{model_cfg.name}")
     if model_cfg.bn_momentum:

@@ -5,21 +5,19 @@ from __future__ import annotations
 import os
 import tempfile
 
+from birdtpu import fs
 from birdtpu.errors import ConfigError
 
 
 def local_copy(path: str, key: str = "model.pretrained") -> str:
     """A local file for `path`; ConfigError naming `key` when it does not exist."""
-    if "://" not in path:
-        if not os.path.exists(path):
-            raise ConfigError(f"{key}: weights file {path} not found")
-        return path
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
+    if not fs.exists(path):
         raise ConfigError(f"{key}: weights file {path} not found")
+    if not fs.is_remote(path):
+        return path
     local = os.path.join(tempfile.mkdtemp(prefix="birdtpu-weights-"), os.path.basename(path))
-    tf.io.gfile.copy(path, local, overwrite=True)
+    with open(local, "wb") as fh:
+        fh.write(fs.read_bytes(path))
     return local
 
 
@@ -31,5 +29,7 @@ def load_backbone_weights(backbone, pretrained: str) -> None:
     try:
         backbone.load_weights(path)
     except (ValueError, OSError) as err:
-        raise ConfigError(f"model.pretrained: {pretrained} does not fit {backbone.name} "
-                          f"({str(err).splitlines()[0][:160]})") from None
+        raise ConfigError(
+            f"model.pretrained: {pretrained} does not fit {backbone.name} "
+            f"({str(err).splitlines()[0][:160]})"
+        ) from None

@@ -1,5 +1,6 @@
 """Callbacks of `birdtpu fit`: backup and resume, best checkpoint, early stopping, history
-(CSV and PNG, through birdtpu.tracking.Tracker, which also logs to W&B). Every file is written atomically (temporary name, then rename).
+(CSV and PNG, through birdtpu.tracking.Tracker, which also logs to W&B). Every file is written
+atomically (temporary name, then rename).
 
 Resuming: `Backup` writes the weights with the optimizer state (so `optimizer.iterations` and the
 learning-rate schedule come back) to `ckpt-<global step>.keras`, then `state.json` with the
@@ -7,7 +8,7 @@ epoch, the step within it and the state of the callbacks that keep one (`BestChe
 `EarlyStop`). `state.json` is the commit point: a kill at any moment leaves the previous backup
 whole. It saves at each epoch end and, with `every_steps`, within epochs.
 
-A full disk stops the run with one line (io.NoSpaceError, naming the file): the temporary file is
+A full disk stops the run with one line (fs.NoSpaceError, naming the file): the temporary file is
 removed, the previous checkpoint and backup stay whole, and a rerun resumes from that backup.
 """
 
@@ -20,9 +21,9 @@ import uuid
 
 import keras
 
-from birdtpu import io
-from birdtpu.config import join
+from birdtpu import fs
 from birdtpu.errors import BirdtpuError
+from birdtpu.fs import join
 
 STATE = "state.json"
 NO_SPACE = "free space or choose another output_dir; the last backup is kept, rerun to resume"
@@ -33,25 +34,8 @@ def _no_space_hint():
     """Re-raise a NoSpaceError with what a run's user can do about it."""
     try:
         yield
-    except io.NoSpaceError as err:
-        raise io.NoSpaceError(err.path, NO_SPACE) from None
-
-
-def _listdir(folder: str) -> list[str]:
-    if "://" not in folder:
-        return os.listdir(folder) if os.path.isdir(folder) else []
-    import tensorflow as tf
-
-    return [n.rstrip("/") for n in tf.io.gfile.listdir(folder)] if tf.io.gfile.exists(folder) else []
-
-
-def _remove(path: str) -> None:
-    if "://" not in path:
-        os.remove(path)
-    else:
-        import tensorflow as tf
-
-        tf.io.gfile.remove(path)
+    except fs.NoSpaceError as err:
+        raise fs.NoSpaceError(err.path, NO_SPACE) from None
 
 
 def save_model_atomic(model, path: str) -> None:
@@ -61,11 +45,11 @@ def save_model_atomic(model, path: str) -> None:
     tmp = join(head, f".tmp-{uuid.uuid4().hex[:8]}-{tail}")
     try:
         model.save(tmp)
-        io.commit(tmp, path)
+        fs.rename(tmp, path)
     except BaseException as err:
-        io.discard(tmp)
-        if io.out_of_space(err):
-            raise io.NoSpaceError(path, NO_SPACE) from None
+        fs.discard(tmp)
+        if fs.out_of_space(err):
+            raise fs.NoSpaceError(path, NO_SPACE) from None
         raise
 
 
@@ -77,9 +61,19 @@ class Backup(keras.callbacks.Callback):
     counted from there.
     """
 
-    def __init__(self, backup_dir: str, steps_per_epoch: int, every_steps: int = 0, trackers: dict | None = None):
+    def __init__(
+        self,
+        backup_dir: str,
+        steps_per_epoch: int,
+        every_steps: int = 0,
+        trackers: dict | None = None,
+    ):
         super().__init__()
-        self.backup_dir, self.steps_per_epoch, self.every_steps = backup_dir, int(steps_per_epoch), int(every_steps)
+        self.backup_dir, self.steps_per_epoch, self.every_steps = (
+            backup_dir,
+            int(steps_per_epoch),
+            int(every_steps),
+        )
         self.trackers = trackers or {}
         self.resume_at = (0, 0)
         self._epoch_base = 0
@@ -88,7 +82,7 @@ class Backup(keras.callbacks.Callback):
     def read_state(self, folder: str | None = None) -> dict | None:
         """The last committed backup state (in `folder`, default this run's), or None."""
         path = join(folder or self.backup_dir, STATE)
-        return io.read_json(path) if io.exists(path) else None
+        return fs.read_json(path) if fs.exists(path) else None
 
     def restore(self, model, folder: str | None = None) -> dict | None:
         """Load the last backup (in `folder`, default this run's) into `model` (weights and optimizer)
@@ -98,9 +92,11 @@ class Backup(keras.callbacks.Callback):
         if state is None:
             return None
         if state["steps_per_epoch"] != self.steps_per_epoch:
-            raise BirdtpuError(f"{folder}: the backup was made at {state['steps_per_epoch']} steps per epoch, "
-                               f"this run has {self.steps_per_epoch} (another batch size or replica count); "
-                               "restore those settings, or delete the folder to start over")
+            raise BirdtpuError(
+                f"{folder}: the backup was made at {state['steps_per_epoch']} steps per epoch, "
+                f"this run has {self.steps_per_epoch} (another batch size or replica count); "
+                "restore those settings, or delete the folder to start over"
+            )
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(join(folder, state["weights"]))
@@ -112,11 +108,17 @@ class Backup(keras.callbacks.Callback):
         return state
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = epoch * self.steps_per_epoch + (self.resume_at[1] if epoch == self.resume_at[0] else 0)
+        self._epoch_base = epoch * self.steps_per_epoch + (
+            self.resume_at[1] if epoch == self.resume_at[0] else 0
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._epoch_base + batch + 1
-        if self.every_steps and step - self._last_saved >= self.every_steps and step % self.steps_per_epoch:
+        if (
+            self.every_steps
+            and step - self._last_saved >= self.every_steps
+            and step % self.steps_per_epoch
+        ):
             self.save(step)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -124,7 +126,7 @@ class Backup(keras.callbacks.Callback):
 
     def save(self, global_step: int) -> None:
         """Write the weights, then commit `state.json`, then drop older checkpoints."""
-        io.makedirs(self.backup_dir)
+        fs.makedirs(self.backup_dir)
         # a .keras file (its weights and optimizer state are what .weights.h5 holds): Keras builds it in
         # memory and writes it as one file object, where h5py writing to a full disk leaves a file
         # it cannot close (noise, then a crash at exit)
@@ -132,23 +134,32 @@ class Backup(keras.callbacks.Callback):
         with _no_space_hint():
             try:
                 save_model_atomic(self.model, join(self.backup_dir, name))
-                io.write_json(join(self.backup_dir, STATE), {
-                    "epoch": global_step // self.steps_per_epoch, "step": global_step % self.steps_per_epoch,
-                    "global_step": global_step, "steps_per_epoch": self.steps_per_epoch, "weights": name,
-                    "trackers": {k: t.get_state() for k, t in self.trackers.items()}})
-            except io.NoSpaceError:  # state.json still names the previous checkpoint: drop the new one
+                fs.write_json(
+                    join(self.backup_dir, STATE),
+                    {
+                        "epoch": global_step // self.steps_per_epoch,
+                        "step": global_step % self.steps_per_epoch,
+                        "global_step": global_step,
+                        "steps_per_epoch": self.steps_per_epoch,
+                        "weights": name,
+                        "trackers": {k: t.get_state() for k, t in self.trackers.items()},
+                    },
+                )
+            except (
+                fs.NoSpaceError
+            ):  # state.json still names the previous checkpoint: drop the new one
                 if name != (self.read_state() or {}).get("weights"):
-                    io.discard(join(self.backup_dir, name))
+                    fs.discard(join(self.backup_dir, name))
                 raise
-        for old in _listdir(self.backup_dir):
+        for old in fs.listdir(self.backup_dir):
             if old != name and (old.startswith("ckpt-") or old.startswith(".tmp-")):
-                _remove(join(self.backup_dir, old))
+                fs.remove(join(self.backup_dir, old))
         self._last_saved = global_step
 
     def clear(self) -> None:
         """Delete the backup (the run has finished)."""
-        if io.exists(self.backup_dir):
-            io.rmtree(self.backup_dir)
+        if fs.exists(self.backup_dir):
+            fs.rmtree(self.backup_dir)
 
 
 def _better(mode: str, value, best) -> bool:
@@ -164,8 +175,10 @@ def monitor_mode(monitor: str) -> str:
 
 def _value(logs, monitor: str):
     if monitor not in (logs or {}):
-        raise BirdtpuError(f"train.monitor: {monitor!r} is not among the logged metrics "
-                           f"({', '.join(sorted(logs or {}))})")
+        raise BirdtpuError(
+            f"train.monitor: {monitor!r} is not among the logged metrics "
+            f"({', '.join(sorted(logs or {}))})"
+        )
     return float(logs[monitor])
 
 
@@ -212,7 +225,11 @@ class EarlyStop(keras.callbacks.Callback):
         return {"best": self.best, "wait": self.wait, "stopped_epoch": self.stopped_epoch}
 
     def set_state(self, state: dict) -> None:
-        self.best, self.wait, self.stopped_epoch = state["best"], state["wait"], state["stopped_epoch"]
+        self.best, self.wait, self.stopped_epoch = (
+            state["best"],
+            state["wait"],
+            state["stopped_epoch"],
+        )
 
 
 def current_lr(model) -> float:
@@ -230,8 +247,13 @@ class HistoryWriter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         with _no_space_hint():
-            self.tracker.log_metrics({"epoch": epoch, "lr": current_lr(self.model),
-                                      **{k: float(v) for k, v in (logs or {}).items()}})
+            self.tracker.log_metrics(
+                {
+                    "epoch": epoch,
+                    "lr": current_lr(self.model),
+                    **{k: float(v) for k, v in (logs or {}).items()},
+                }
+            )
             if self.png_path:
                 from birdtpu.plots import history_figure, save_png
 
@@ -245,8 +267,12 @@ def make_callbacks(cfg, run_dir: str, steps_per_epoch: int, tracker) -> dict:
     early = EarlyStop(monitor, cfg.train.early_stopping) if cfg.train.early_stopping else None
     trackers = {"best": best, **({"early": early} if early else {})}
     backup = Backup(join(run_dir, "backup"), steps_per_epoch, cfg.train.backup_steps, trackers)
-    return {"best": best, "early": early, "backup": backup,
-            "history": HistoryWriter(tracker, join(run_dir, "history.png"))}
+    return {
+        "best": best,
+        "early": early,
+        "backup": backup,
+        "history": HistoryWriter(tracker, join(run_dir, "history.png")),
+    }
 
 
 def ordered(callbacks: dict) -> list:

@@ -10,13 +10,13 @@ A fold with a metrics.json is done: rerunning the command trains only the folds 
 from __future__ import annotations
 
 import dataclasses
-import io as _text_io
+import io
 
 import pandas as pd
 
-from birdtpu import io
-from birdtpu.config import join
+from birdtpu import fs
 from birdtpu.errors import ConfigError
+from birdtpu.fs import join
 
 
 def parse_folds(text: str, num_folds: int) -> list[int]:
@@ -26,21 +26,29 @@ def parse_folds(text: str, num_folds: int) -> list[int]:
     try:
         folds = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--folds {text!r}: expected 'all' or fold numbers such as 0,1,2") from None
+        raise ConfigError(
+            f"--folds {text!r}: expected 'all' or fold numbers such as 0,1,2"
+        ) from None
     bad = [k for k in folds if not 0 <= k < num_folds]
     if not folds or bad:
-        raise ConfigError(f"--folds {text!r}: folds must be 0 ... {num_folds - 1} (data.num_folds {num_folds})")
+        raise ConfigError(
+            f"--folds {text!r}: folds must be 0 ... {num_folds - 1} (data.num_folds {num_folds})"
+        )
     return sorted(set(folds))
 
 
 def fold_config(cfg, fold: int):
     """The config of fold `fold`: its own run folder `<name>/fold<k>`, the run's shard set."""
-    return dataclasses.replace(cfg, name=f"{cfg.name}/fold{fold}", data=dataclasses.replace(cfg.data, fold=fold),
-                               shards=dataclasses.replace(cfg.shards, dir=cfg.shard_dir))
+    return dataclasses.replace(
+        cfg,
+        name=f"{cfg.name}/fold{fold}",
+        data=dataclasses.replace(cfg.data, fold=fold),
+        shards=dataclasses.replace(cfg.shards, dir=cfg.shard_dir),
+    )
 
 
 def _read(path: str) -> pd.DataFrame:
-    return pd.read_csv(_text_io.StringIO(io.read_text(path)))
+    return pd.read_csv(io.StringIO(fs.read_text(path)))
 
 
 def fit_folds(cfg, folds: list[int], log=print) -> dict:
@@ -54,23 +62,33 @@ def fit_folds(cfg, folds: list[int], log=print) -> dict:
     for k in folds:
         sub = fold_config(cfg, k)
         done = join(sub.run_dir, "metrics.json")
-        if io.exists(done):
+        if fs.exists(done):
             log(f"cv: fold {k} already trained ({done}), skipping")
-            per_fold[k] = io.read_json(done)
+            per_fold[k] = fs.read_json(done)
             continue
         log(f"cv: fold {k} of {cfg.data.num_folds} -> {sub.run_dir}")
         keras.backend.clear_session()
         per_fold[k] = fit(sub, log)
-    oof = pd.concat([_read(join(fold_config(cfg, k).run_dir, f"oof_fold{k}.csv")) for k in folds], ignore_index=True)
-    truth = pd.concat([_read(join(fold_config(cfg, k).run_dir, f"truth_fold{k}.csv")) for k in folds],
-                      ignore_index=True)
-    io.atomic_write_text(join(cfg.run_dir, "oof.csv"), oof.to_csv(index=False))
-    io.atomic_write_text(join(cfg.run_dir, "truth.csv"), truth.to_csv(index=False))
+    oof = pd.concat(
+        [_read(join(fold_config(cfg, k).run_dir, f"oof_fold{k}.csv")) for k in folds],
+        ignore_index=True,
+    )
+    truth = pd.concat(
+        [_read(join(fold_config(cfg, k).run_dir, f"truth_fold{k}.csv")) for k in folds],
+        ignore_index=True,
+    )
+    fs.atomic_write_text(join(cfg.run_dir, "oof.csv"), oof.to_csv(index=False))
+    fs.atomic_write_text(join(cfg.run_dir, "truth.csv"), truth.to_csv(index=False))
     classes = [c for c in oof.columns if c != "row_id"]
-    scores = {"folds": folds, "oof_rows": len(oof),
-              "macro_roc_auc": macro_roc_auc(truth[classes].to_numpy(), oof[classes].to_numpy()),
-              "fold_macro_roc_auc": {str(k): per_fold[k]["macro_roc_auc"] for k in folds}}
-    io.write_json(join(cfg.run_dir, "cv.json"), scores)
-    log(f"cv: {len(folds)} folds, {len(oof)} out-of-fold rows: pooled macro ROC-AUC {scores['macro_roc_auc']:.4f} "
-        f"-> {join(cfg.run_dir, 'oof.csv')}, truth.csv, cv.json")
+    scores = {
+        "folds": folds,
+        "oof_rows": len(oof),
+        "macro_roc_auc": macro_roc_auc(truth[classes].to_numpy(), oof[classes].to_numpy()),
+        "fold_macro_roc_auc": {str(k): per_fold[k]["macro_roc_auc"] for k in folds},
+    }
+    fs.write_json(join(cfg.run_dir, "cv.json"), scores)
+    log(
+        f"cv: {len(folds)} folds, {len(oof)} out-of-fold rows: pooled macro ROC-AUC {scores['macro_roc_auc']:.4f} "
+        f"-> {join(cfg.run_dir, 'oof.csv')}, truth.csv, cv.json"
+    )
     return scores

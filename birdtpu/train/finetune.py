@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 import warnings
 
-import keras
 import numpy as np
 
+from birdtpu import saving
 from birdtpu.errors import ConfigError
 from birdtpu.models.weights import local_copy
 
@@ -57,8 +57,10 @@ def _copy_by_name(model, source) -> tuple[list[str], list[str]]:
         if other is None:
             skipped.append(f"{key} (not in the checkpoint)")
         elif [tuple(w.shape) for w in layer.weights] != [tuple(w.shape) for w in other.weights]:
-            skipped.append(f"{key} (shape {[tuple(w.shape) for w in other.weights][0]} -> "
-                           f"{[tuple(w.shape) for w in layer.weights][0]})")
+            skipped.append(
+                f"{key} (shape {[tuple(w.shape) for w in other.weights][0]} -> "
+                f"{[tuple(w.shape) for w in layer.weights][0]})"
+            )
         else:
             layer.set_weights(other.get_weights())
             loaded.append(key)
@@ -74,8 +76,10 @@ def _load_structured(model, path: str) -> tuple[list[str], list[str]]:
         try:
             model.load_weights(path, skip_mismatch=True)
         except (ValueError, OSError) as err:
-            raise ConfigError(f"model.init_from: {path} does not fit this model "
-                              f"({str(err).splitlines()[0][:160]})") from None
+            raise ConfigError(
+                f"model.init_from: {path} does not fit this model "
+                f"({str(err).splitlines()[0][:160]})"
+            ) from None
     loaded, skipped = [], []
     for (key, layer), old in zip(layers, before):
         changed = any(not np.array_equal(a, b) for a, b in zip(old, layer.get_weights()))
@@ -93,17 +97,21 @@ def init_from(model, path: str, log=print) -> dict:
         raise ConfigError(f"model.init_from: {path}: expected a .keras or .weights.h5 file")
     local = local_copy(path, "model.init_from")
     if path.endswith(".keras"):
-        import birdtpu.models.registry  # noqa: F401  (registers every birdtpu layer for loading)
-
         try:
-            source = keras.models.load_model(local, compile=False, safe_mode=True)
+            source = saving.load_model(local)
         except (ValueError, OSError, TypeError) as err:
-            raise ConfigError(f"model.init_from: cannot load {path} ({str(err).splitlines()[0][:160]})") from None
+            raise ConfigError(
+                f"model.init_from: cannot load {path} ({str(err).splitlines()[0][:160]})"
+            ) from None
         loaded, skipped = _copy_by_name(model, source)
     else:
         loaded, skipped = _load_structured(model, local)
     if not loaded:
-        raise ConfigError(f"model.init_from: no layer of {path} matches {model.name} (another architecture?)")
-    log(f"fit: init_from {path}: {len(loaded)} layers loaded, {len(skipped)} kept fresh"
-        + (f" ({', '.join(skipped[:4])}{', ...' if len(skipped) > 4 else ''})" if skipped else ""))
+        raise ConfigError(
+            f"model.init_from: no layer of {path} matches {model.name} (another architecture?)"
+        )
+    log(
+        f"fit: init_from {path}: {len(loaded)} layers loaded, {len(skipped)} kept fresh"
+        + (f" ({', '.join(skipped[:4])}{', ...' if len(skipped) > 4 else ''})" if skipped else "")
+    )
     return {"loaded": loaded, "skipped": skipped}

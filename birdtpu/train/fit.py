@@ -19,11 +19,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from birdtpu import io
-from birdtpu.config import join, save_config
+from birdtpu import fs, saving
+from birdtpu.config import save_config
 from birdtpu.data.prepare import ensure_shards
 from birdtpu.data.shards import shard_paths
 from birdtpu.errors import DataError
+from birdtpu.fs import join
 from birdtpu.tracking import Tracker, shard_audio, worst_clips_table
 
 WORST_CLIPS = 16  # validation clips with audio in the W&B table
@@ -42,9 +43,13 @@ def _keras_validation(val, n_val: int, global_batch: int, replicas: int, log):
     batches, rest = divmod(n_val, global_batch)
     if 0 < rest < replicas:
         if not batches:
-            raise DataError(f"validation fold has {n_val} clip(s), fewer than the {replicas} replicas")
-        log(f"fit: per-epoch validation leaves out the last {rest} clip(s) (fewer than {replicas} replicas); "
-            "the out-of-fold scores use all of them")
+            raise DataError(
+                f"validation fold has {n_val} clip(s), fewer than the {replicas} replicas"
+            )
+        log(
+            f"fit: per-epoch validation leaves out the last {rest} clip(s) (fewer than {replicas} replicas); "
+            "the out-of-fold scores use all of them"
+        )
         val = val.take(batches)
     else:
         batches += bool(rest)
@@ -66,42 +71,85 @@ def _datasets(cfg, manifest: dict, global_batch: int, run, log):
     train_paths = shard_paths(cfg.shard_dir, manifest, exclude=[cfg.data.fold])
     val_paths = shard_paths(cfg.shard_dir, manifest, folds=[cfg.data.fold])
     if not train_paths or not val_paths:
-        raise DataError(f"{cfg.shard_dir}: fold {cfg.data.fold} leaves no training or no validation shards")
-    common = dict(num_classes=len(classes), clip_samples=samples, compression=cfg.shards.compression,
-                  seed=cfg.runtime.seed, deterministic=cfg.runtime.deterministic, sample_rate=cfg.data.sample_rate,
-                  log=log)
+        raise DataError(
+            f"{cfg.shard_dir}: fold {cfg.data.fold} leaves no training or no validation shards"
+        )
+    common = dict(
+        num_classes=len(classes),
+        clip_samples=samples,
+        compression=cfg.shards.compression,
+        seed=cfg.runtime.seed,
+        deterministic=cfg.runtime.deterministic,
+        sample_rate=cfg.data.sample_rate,
+        log=log,
+    )
     n_train = sum(e["examples"] for e in manifest["shards"] if e["fold"] != cfg.data.fold)
     n_val = sum(e["examples"] for e in manifest["shards"] if e["fold"] == cfg.data.fold)
-    val = build_dataset(val_paths, batch_size=global_batch, training=False, with_ids=True,
-                        trim_db=cfg.augment.trim_db, **common)
+    val = build_dataset(
+        val_paths,
+        batch_size=global_batch,
+        training=False,
+        with_ids=True,
+        trim_db=cfg.augment.trim_db,
+        **common,
+    )
     if run.workers == 1:
-        train = build_dataset(train_paths, batch_size=global_batch, training=True, augment=cfg.augment,
-                              shuffle_buffer=cfg.train.shuffle_buffer, **common)
+        train = build_dataset(
+            train_paths,
+            batch_size=global_batch,
+            training=True,
+            augment=cfg.augment,
+            shuffle_buffer=cfg.train.shuffle_buffer,
+            **common,
+        )
         return train, val, _keras_validation(val, n_val, global_batch, run.replicas, log), n_train
 
     def train_fn(ctx):
-        mine = len(train_paths[ctx.input_pipeline_id::ctx.num_input_pipelines])
-        log(f"fit: input pipeline {ctx.input_pipeline_id} of {ctx.num_input_pipelines} reads {mine} of "
-            f"{len(train_paths)} training shard files")
-        return build_dataset(train_paths, batch_size=ctx.get_per_replica_batch_size(global_batch), training=True,
-                             augment=cfg.augment, shuffle_buffer=cfg.train.shuffle_buffer, input_context=ctx, **common)
+        mine = len(train_paths[ctx.input_pipeline_id :: ctx.num_input_pipelines])
+        log(
+            f"fit: input pipeline {ctx.input_pipeline_id} of {ctx.num_input_pipelines} reads {mine} of "
+            f"{len(train_paths)} training shard files"
+        )
+        return build_dataset(
+            train_paths,
+            batch_size=ctx.get_per_replica_batch_size(global_batch),
+            training=True,
+            augment=cfg.augment,
+            shuffle_buffer=cfg.train.shuffle_buffer,
+            input_context=ctx,
+            **common,
+        )
 
     steps = n_val // global_batch
     if not steps:
-        raise DataError(f"validation fold has {n_val} clip(s), fewer than one global batch of {global_batch}")
+        raise DataError(
+            f"validation fold has {n_val} clip(s), fewer than one global batch of {global_batch}"
+        )
     if n_val % global_batch:
-        log(f"fit: per-epoch validation uses {steps * global_batch} of {n_val} clips (whole global batches on "
-            f"{run.workers} workers); the out-of-fold scores use all of them")
+        log(
+            f"fit: per-epoch validation uses {steps * global_batch} of {n_val} clips (whole global batches on "
+            f"{run.workers} workers); the out-of-fold scores use all of them"
+        )
 
     def val_fn(ctx):  # every worker the same number of whole batches: batch j to worker j % workers
         local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-        batches = build_dataset(val_paths, batch_size=ctx.get_per_replica_batch_size(global_batch), training=False,
-                                trim_db=cfg.augment.trim_db, drop_remainder=True, **common)
+        batches = build_dataset(
+            val_paths,
+            batch_size=ctx.get_per_replica_batch_size(global_batch),
+            training=False,
+            trim_db=cfg.augment.trim_db,
+            drop_remainder=True,
+            **common,
+        )
         return batches.shard(ctx.num_input_pipelines, ctx.input_pipeline_id).take(steps * local)
 
     strategy = run.strategy
-    return (strategy.distribute_datasets_from_function(train_fn), val,
-            (strategy.distribute_datasets_from_function(val_fn), steps), n_train)
+    return (
+        strategy.distribute_datasets_from_function(train_fn),
+        val,
+        (strategy.distribute_datasets_from_function(val_fn), steps),
+        n_train,
+    )
 
 
 def predict_with_ids(model, dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -114,8 +162,9 @@ def predict_with_ids(model, dataset) -> tuple[np.ndarray, np.ndarray, list[str]]
     return np.concatenate(truth), np.concatenate(preds), ids
 
 
-def oof_tables(truth: np.ndarray, preds: np.ndarray, ids: list[str], classes: list[str],
-               log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+def oof_tables(
+    truth: np.ndarray, preds: np.ndarray, ids: list[str], classes: list[str], log=print
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions, truth) as `row_id` + one column per class; truth is 1 where the target is
     above 0. Repeated ids (upsampled copies of a recording) keep their first row, with a log line."""
     pred = pd.DataFrame(preds, columns=classes)
@@ -124,12 +173,16 @@ def oof_tables(truth: np.ndarray, preds: np.ndarray, ids: list[str], classes: li
     true.insert(0, "row_id", ids)
     dup = pred["row_id"].duplicated().to_numpy()
     if dup.any():
-        log(f"fit: {int(dup.sum())} validation row(s) repeat an id (copies of one recording): kept the first of each")
+        log(
+            f"fit: {int(dup.sum())} validation row(s) repeat an id (copies of one recording): kept the first of each"
+        )
         pred, true = pred[~dup].reset_index(drop=True), true[~dup].reset_index(drop=True)
     return pred, true
 
 
-def compile_model(model, cfg, steps: int, global_batch: int, jit: bool, num_classes: int, log=print):
+def compile_model(
+    model, cfg, steps: int, global_batch: int, jit: bool, num_classes: int, log=print
+):
     """Compile `model` for training: loss, optimizer with its schedule, ROC and PR AUC metrics."""
     import keras
 
@@ -137,10 +190,16 @@ def compile_model(model, cfg, steps: int, global_batch: int, jit: bool, num_clas
     from birdtpu.train.schedules import make_schedule
 
     schedule = make_schedule(cfg.train, steps, global_batch, log)
-    model.compile(optimizer=make_optimizer(cfg.train, schedule), loss=make_loss(cfg.train), jit_compile=jit,
-                  steps_per_execution=cfg.train.steps_per_execution,
-                  metrics=[keras.metrics.AUC(multi_label=True, num_labels=num_classes, name="auc"),
-                           keras.metrics.AUC(curve="PR", multi_label=True, num_labels=num_classes, name="pr_auc")])
+    model.compile(
+        optimizer=make_optimizer(cfg.train, schedule),
+        loss=make_loss(cfg.train),
+        jit_compile=jit,
+        steps_per_execution=cfg.train.steps_per_execution,
+        metrics=[
+            keras.metrics.AUC(multi_label=True, num_labels=num_classes, name="auc"),
+            keras.metrics.AUC(curve="PR", multi_label=True, num_labels=num_classes, name="pr_auc"),
+        ],
+    )
     return schedule
 
 
@@ -153,8 +212,10 @@ def _corrupt_shards(cfg):
     try:
         yield
     except tf.errors.DataLossError as err:
-        raise DataError(f"{cfg.shard_dir}: a shard is corrupt ({str(err).strip().splitlines()[0]}); run "
-                        "`birdtpu shard --verify` to find and rewrite it") from None
+        raise DataError(
+            f"{cfg.shard_dir}: a shard is corrupt ({str(err).strip().splitlines()[0]}); run "
+            "`birdtpu shard --verify` to find and rewrite it"
+        ) from None
 
 
 def _train(model, cfg, train_ds, val, steps: int, start: tuple[int, int], callbacks: list) -> None:
@@ -163,14 +224,30 @@ def _train(model, cfg, train_ds, val, steps: int, start: tuple[int, int], callba
     val, val_steps = val if isinstance(val, tuple) else (val, None)
     epoch, step = start
     if step:
-        model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - step,
-                  validation_data=val, validation_steps=val_steps, callbacks=callbacks, verbose=2)
+        model.fit(
+            train_ds,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            steps_per_epoch=steps - step,
+            validation_data=val,
+            validation_steps=val_steps,
+            callbacks=callbacks,
+            verbose=2,
+        )
         epoch += 1
         if model.stop_training:
             return
     if epoch < cfg.train.epochs:
-        model.fit(train_ds, initial_epoch=epoch, epochs=cfg.train.epochs, steps_per_epoch=steps,
-                  validation_data=val, validation_steps=val_steps, callbacks=callbacks, verbose=2)
+        model.fit(
+            train_ds,
+            initial_epoch=epoch,
+            epochs=cfg.train.epochs,
+            steps_per_epoch=steps,
+            validation_data=val,
+            validation_steps=val_steps,
+            callbacks=callbacks,
+            verbose=2,
+        )
 
 
 def fit(cfg, log=print) -> dict:
@@ -183,16 +260,27 @@ def fit(cfg, log=print) -> dict:
     from birdtpu import runtime
 
     run = runtime.setup(cfg.runtime)
-    log(f"fit: device {run.device}, {run.replicas} replica(s)"
-        + (f" on {run.workers} workers ({'chief' if run.chief else 'not chief'})" if run.workers > 1 else "")
-        + f", precision {run.precision}")
+    log(
+        f"fit: device {run.device}, {run.replicas} replica(s)"
+        + (
+            f" on {run.workers} workers ({'chief' if run.chief else 'not chief'})"
+            if run.workers > 1
+            else ""
+        )
+        + f", precision {run.precision}"
+    )
     manifest = ensure_shards(cfg, log) if run.chief else None
     runtime.barrier(run)  # the other workers wait for the chief's shards
     if not run.chief:
         scratch = tempfile.mkdtemp(prefix="birdtpu-worker-")
         try:
-            return _fit(_scratch_config(cfg, scratch), run, ensure_shards(cfg, log), log,
-                        resume_dir=join(cfg.run_dir, "backup"))
+            return _fit(
+                _scratch_config(cfg, scratch),
+                run,
+                ensure_shards(cfg, log),
+                log,
+                resume_dir=join(cfg.run_dir, "backup"),
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return _fit(cfg, run, manifest, log)
@@ -203,8 +291,12 @@ def _scratch_config(cfg, scratch: str):
 
     Every worker runs the same callbacks (a save reads variables, which can be a collective op),
     but only the chief's files are kept (Keras' multi-worker guidance)."""
-    return dataclasses.replace(cfg, output_dir=scratch, shards=dataclasses.replace(cfg.shards, dir=cfg.shard_dir),
-                               tracking=dataclasses.replace(cfg.tracking, wandb="disabled"))
+    return dataclasses.replace(
+        cfg,
+        output_dir=scratch,
+        shards=dataclasses.replace(cfg.shards, dir=cfg.shard_dir),
+        tracking=dataclasses.replace(cfg.tracking, wandb="disabled"),
+    )
 
 
 def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
@@ -220,7 +312,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     from birdtpu.train.schedules import peak_lr
 
     run_dir = cfg.run_dir
-    io.makedirs(run_dir)
+    fs.makedirs(run_dir)
     save_config(cfg, join(run_dir, "config.yaml"))
     classes = manifest["classes"]
     global_batch = cfg.train.batch_size * run.replicas
@@ -235,46 +327,68 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
         callbacks = cb.make_callbacks(cfg, run_dir, steps, tracker)
         state = callbacks["backup"].restore(model, resume_dir)
         if state:
-            log(f"fit: resuming from backup at epoch {state['epoch']}, step {state['step']} "
-                f"(global step {state['global_step']})")
+            log(
+                f"fit: resuming from backup at epoch {state['epoch']}, step {state['step']} "
+                f"(global step {state['global_step']})"
+            )
         elif cfg.model.init_from:
             init_from(model, cfg.model.init_from, log)
     start = (state["epoch"], state["step"]) if state else (0, 0)
-    log(f"fit: {len(classes)} classes, {n_train} training clips, {steps} steps/epoch of {global_batch}, "
+    log(
+        f"fit: {len(classes)} classes, {n_train} training clips, {steps} steps/epoch of {global_batch}, "
         f"{cfg.train.epochs} epochs, peak lr {peak_lr(cfg.train, global_batch):.3g} ({cfg.train.schedule}), "
-        f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}")
+        f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}"
+    )
     started = time.time()
     with _corrupt_shards(cfg):
         _train(model, cfg, train_ds, keras_val, steps, start, cb.ordered(callbacks))
     best_path = join(run_dir, "model.keras")
-    if not io.exists(best_path):
+    if not fs.exists(best_path):
         log(f"fit: {cfg.train.monitor} never improved (NaN?): saving the last model as model.keras")
         cb.save_model_atomic(model, best_path)
-    best = keras.models.load_model(best_path, compile=False, safe_mode=True)
+    best = saving.load_model(best_path)
     with _corrupt_shards(cfg):
         truth, preds, ids = predict_with_ids(best, val_ds)
     oof, true = oof_tables(truth, preds, ids, classes, log)
-    io.atomic_write_text(join(run_dir, f"oof_fold{cfg.data.fold}.csv"), oof.to_csv(index=False))
-    io.atomic_write_text(join(run_dir, f"truth_fold{cfg.data.fold}.csv"), true.to_csv(index=False))
+    fs.atomic_write_text(join(run_dir, f"oof_fold{cfg.data.fold}.csv"), oof.to_csv(index=False))
+    fs.atomic_write_text(join(run_dir, f"truth_fold{cfg.data.fold}.csv"), true.to_csv(index=False))
     y, p = true[classes].to_numpy(), oof[classes].to_numpy()
     early = callbacks["early"]
-    scores = {"fold": cfg.data.fold, "val_clips": len(oof), "macro_roc_auc": macro_roc_auc(y, p),
-              "top1_accuracy": top_k_accuracy(y, p, 1),
-              "monitor": cfg.train.monitor, "best": callbacks["best"].best, "best_epoch": callbacks["best"].best_epoch,
-              "steps_trained": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-              "stopped_early_at": early.stopped_epoch if early else None,
-              "resumed_from": {"epoch": start[0], "step": start[1]} if state else None,
-              "train_minutes": round((time.time() - started) / 60, 2)}
-    io.write_json(join(run_dir, "metrics.json"), scores)
-    io.write_json(join(run_dir, "model.json"), {"classes": classes, "sample_rate": cfg.data.sample_rate,
-                                                 "clip_seconds": cfg.frontend.clip_seconds})
+    scores = {
+        "fold": cfg.data.fold,
+        "val_clips": len(oof),
+        "macro_roc_auc": macro_roc_auc(y, p),
+        "top1_accuracy": top_k_accuracy(y, p, 1),
+        "monitor": cfg.train.monitor,
+        "best": callbacks["best"].best,
+        "best_epoch": callbacks["best"].best_epoch,
+        "steps_trained": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+        "stopped_early_at": early.stopped_epoch if early else None,
+        "resumed_from": {"epoch": start[0], "step": start[1]} if state else None,
+        "train_minutes": round((time.time() - started) / 60, 2),
+    }
+    fs.write_json(join(run_dir, "metrics.json"), scores)
+    fs.write_json(
+        join(run_dir, "model.json"),
+        {
+            "classes": classes,
+            "sample_rate": cfg.data.sample_rate,
+            "clip_seconds": cfg.frontend.clip_seconds,
+        },
+    )
     tracker.log_image("history", join(run_dir, "history.png"))
-    if tracker.uses_wandb:  # the worst validation clips with their audio (reads the validation shards once)
+    if (
+        tracker.uses_wandb
+    ):  # the worst validation clips with their audio (reads the validation shards once)
         ids = worst_clips_table(oof, true, None, WORST_CLIPS)["row_id"]
         val_paths = shard_paths(cfg.shard_dir, manifest, folds=[cfg.data.fold])
-        tracker.log_worst_clips(oof, true, shard_audio(val_paths, ids, cfg.shards.compression), WORST_CLIPS)
+        tracker.log_worst_clips(
+            oof, true, shard_audio(val_paths, ids, cfg.shards.compression), WORST_CLIPS
+        )
     tracker.finish(scores, best_path)
     callbacks["backup"].clear()
-    log(f"fit: validation fold {cfg.data.fold}: macro ROC-AUC {scores['macro_roc_auc']:.4f}, "
-        f"top-1 {scores['top1_accuracy']:.3f} on {len(oof)} clips -> {run_dir}")
+    log(
+        f"fit: validation fold {cfg.data.fold}: macro ROC-AUC {scores['macro_roc_auc']:.4f}, "
+        f"top-1 {scores['top1_accuracy']:.3f} on {len(oof)} clips -> {run_dir}"
+    )
     return scores

@@ -14,10 +14,12 @@ import math
 import keras
 from keras import ops
 
+from birdtpu.saving import register
+
 KINDS = ("cosine", "step", "exponential", "constant")
 
 
-@keras.saving.register_keras_serializable(package="birdtpu")
+@register
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """lr(step): from `floor * peak` linearly up to `peak` over `warmup_steps`, then by `kind`:
 
@@ -29,12 +31,29 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     where t = step - warmup_steps and the floor `min_ratio * peak` bounds every kind from below.
     """
 
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, kind: str = "cosine",
-                 min_ratio: float = 0.01, decay: float = 0.5, decay_steps: int = 1):
+    def __init__(
+        self,
+        peak: float,
+        total_steps: int,
+        warmup_steps: int = 0,
+        kind: str = "cosine",
+        min_ratio: float = 0.01,
+        decay: float = 0.5,
+        decay_steps: int = 1,
+    ):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
-        self.kind, self.min_ratio, self.decay, self.decay_steps = kind, float(min_ratio), float(decay), int(decay_steps)
+        self.peak, self.total_steps, self.warmup_steps = (
+            float(peak),
+            int(total_steps),
+            int(warmup_steps),
+        )
+        self.kind, self.min_ratio, self.decay, self.decay_steps = (
+            kind,
+            float(min_ratio),
+            float(decay),
+            int(decay_steps),
+        )
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -53,8 +72,15 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, warm, ops.maximum(after, low))
 
     def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "kind": self.kind, "min_ratio": self.min_ratio, "decay": self.decay, "decay_steps": self.decay_steps}
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "kind": self.kind,
+            "min_ratio": self.min_ratio,
+            "decay": self.decay,
+            "decay_steps": self.decay_steps,
+        }
 
 
 def peak_lr(train_cfg, global_batch: int) -> float:
@@ -69,8 +95,19 @@ def make_schedule(train_cfg, steps_per_epoch: int, global_batch: int, log=None) 
     if warmup >= total:
         warmup = total - 1
         if log:
-            log(f"fit: train.warmup_epochs {train_cfg.warmup_epochs} is not below train.epochs "
-                f"{train_cfg.epochs}: warm-up shortened to {warmup} steps")
-    decay_steps = steps_per_epoch * (train_cfg.lr_step_epochs if train_cfg.schedule == "step" else 1)
-    return WarmupDecay(peak_lr(train_cfg, global_batch), total, warmup, train_cfg.schedule,
-                       train_cfg.min_lr_ratio, train_cfg.lr_decay, max(1, decay_steps))
+            log(
+                f"fit: train.warmup_epochs {train_cfg.warmup_epochs} is not below train.epochs "
+                f"{train_cfg.epochs}: warm-up shortened to {warmup} steps"
+            )
+    decay_steps = steps_per_epoch * (
+        train_cfg.lr_step_epochs if train_cfg.schedule == "step" else 1
+    )
+    return WarmupDecay(
+        peak_lr(train_cfg, global_batch),
+        total,
+        warmup,
+        train_cfg.schedule,
+        train_cfg.min_lr_ratio,
+        train_cfg.lr_decay,
+        max(1, decay_steps),
+    )

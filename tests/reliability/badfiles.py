@@ -14,7 +14,9 @@ from birdtpu.data.audio import write_audio
 def tone(seconds: float, rate: int, freq: float = 1000.0, channels: int = 1) -> np.ndarray:
     """A sine with a little noise (frames, or frames x channels), amplitude about 0.3."""
     t = np.arange(int(round(seconds * rate))) / rate
-    mono = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * np.random.default_rng(0).standard_normal(len(t))
+    mono = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * np.random.default_rng(0).standard_normal(
+        len(t)
+    )
     wave_ = np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono
     return wave_.astype(np.float32)
 
@@ -35,14 +37,18 @@ def write_bad(folder: str, seconds: float = 2.0) -> dict[str, str]:
         fh.write(rng.bytes(4000))
     out["corrupt.ogg"] = "unreadable"
     for name, reason in (("truncated_ogg.ogg", "truncated"), ("truncated_wav.wav", "truncated")):
-        write_audio(os.path.join(folder, name), (0.3 * rng.standard_normal(int(seconds * 16000))), 16000)
+        write_audio(
+            os.path.join(folder, name), (0.3 * rng.standard_normal(int(seconds * 16000))), 16000
+        )
         _cut(os.path.join(folder, name), 0.5)
         out[name] = reason
     open(os.path.join(folder, "empty.wav"), "wb").close()
     out["empty.wav"] = "empty file (0 bytes)"
     sf.write(os.path.join(folder, "no_samples.wav"), np.zeros(0, np.float32), 16000)
     out["no_samples.wav"] = "empty (no samples)"
-    sf.write(os.path.join(folder, "all_zero.flac"), np.zeros(int(seconds * 16000), np.float32), 16000)
+    sf.write(
+        os.path.join(folder, "all_zero.flac"), np.zeros(int(seconds * 16000), np.float32), 16000
+    )
     out["all_zero.flac"] = "all samples are zero"
     nan = tone(seconds, 16000)
     nan[100:110] = np.nan
@@ -68,7 +74,12 @@ def write_odd(folder: str, seconds: float = 2.0) -> dict[str, tuple[int, int]]:
     out["pcm8.wav"] = (22050, 1)
     sf.write(os.path.join(folder, "pcm24.wav"), tone(seconds, 48000), 48000, subtype="PCM_24")
     out["pcm24.wav"] = (48000, 1)
-    sf.write(os.path.join(folder, "six_channel.wav"), tone(seconds, 44100, channels=6), 44100, subtype="PCM_16")
+    sf.write(
+        os.path.join(folder, "six_channel.wav"),
+        tone(seconds, 44100, channels=6),
+        44100,
+        subtype="PCM_16",
+    )
     out["six_channel.wav"] = (44100, 6)
     write_audio(os.path.join(folder, "rate8k.ogg"), tone(seconds, 8000, freq=800), 8000)
     out["rate8k.ogg"] = (8000, 1)
@@ -77,7 +88,9 @@ def write_odd(folder: str, seconds: float = 2.0) -> dict[str, tuple[int, int]]:
     return out
 
 
-def write_metadata(root: str, rows: list[list[str]], header=("primary_label", "secondary_labels", "filename")) -> str:
+def write_metadata(
+    root: str, rows: list[list[str]], header=("primary_label", "secondary_labels", "filename")
+) -> str:
     """`<root>/train_metadata.csv` with `rows` (strings written as they are, one line each); returns its path."""
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, "train_metadata.csv")

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from badfiles import write_bad, write_metadata, write_odd
+from conftest import run_cli, tiny_overrides
+
 from birdtpu.cli import main
 from birdtpu.data.audio import AudioError, load_audio
-from conftest import run_cli, tiny_overrides
 
 RATE = 16000
 
@@ -33,15 +33,24 @@ def test_bad_recordings_raise_with_their_reason(files):
     for name, reason in bad.items():
         with pytest.raises(AudioError) as err:
             load_audio(os.path.join(folder, name), RATE)
-        assert err.value.reason.startswith(reason) and str(err.value).startswith(os.path.join(folder, name))
+        assert err.value.reason.startswith(reason) and str(err.value).startswith(
+            os.path.join(folder, name)
+        )
 
 
 def test_odd_recordings_decode_to_mono_at_the_asked_rate(files):
     folder, _, odd = files
     for name in odd:
         wave, rate = load_audio(os.path.join(folder, name), RATE)
-        assert rate == RATE and wave.ndim == 1 and wave.dtype == np.float32 and abs(len(wave) - 2 * RATE) <= 2, name
-        assert 0.15 < np.sqrt(np.mean(wave**2)) < 0.3, name  # the 0.3-amplitude tone, not noise or silence
+        assert (
+            rate == RATE
+            and wave.ndim == 1
+            and wave.dtype == np.float32
+            and abs(len(wave) - 2 * RATE) <= 2
+        ), name
+        assert 0.15 < np.sqrt(np.mean(wave**2)) < 0.3, (
+            name
+        )  # the 0.3-amplitude tone, not noise or silence
 
 
 def write_dataset(root, files) -> tuple[str, list[str]]:
@@ -53,7 +62,11 @@ def write_dataset(root, files) -> tuple[str, list[str]]:
         os.symlink(os.path.join(folder, name), os.path.join(audio, name))
     names = sorted(odd) + [f"clean{i}.wav" for i in range(4)]
     for i in range(4):
-        sf.write(os.path.join(audio, f"clean{i}.wav"), 0.3 * np.sin(np.arange(2 * RATE) * (0.1 + 0.05 * i)), RATE)
+        sf.write(
+            os.path.join(audio, f"clean{i}.wav"),
+            0.3 * np.sin(np.arange(2 * RATE) * (0.1 + 0.05 * i)),
+            RATE,
+        )
     rows = [["ab"[i % 2], "[]", n] for i, n in enumerate(names + sorted(bad))]
     write_metadata(root, rows)
     return root, sorted(odd)
@@ -62,7 +75,21 @@ def write_dataset(root, files) -> tuple[str, list[str]]:
 def test_catalog_check_audio_drops_bad_and_keeps_odd(files, tmp_path, capsys):
     root, odd = write_dataset(str(tmp_path / "data"), files)
     out = str(tmp_path / "table.csv")
-    assert main(["catalog", "--source", f"birdclef={root}", "--check-audio", "--folds", "0", "--out", out]) == 0
+    assert (
+        main(
+            [
+                "catalog",
+                "--source",
+                f"birdclef={root}",
+                "--check-audio",
+                "--folds",
+                "0",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     text, err = capsys.readouterr()
     bad = files[1]
     for name, reason in bad.items():
@@ -70,7 +97,9 @@ def test_catalog_check_audio_drops_bad_and_keeps_odd(files, tmp_path, capsys):
     assert f"unusable audio              {len(bad)} (" in text
     kept = pd.read_csv(out)
     assert set(odd) <= set(kept["filename"]) and not set(bad) & set(kept["filename"])
-    assert sorted(os.path.basename(p) for p in json.load(open(str(tmp_path / "table.corrupt.json")))) == sorted(bad)
+    assert sorted(
+        os.path.basename(p) for p in json.load(open(str(tmp_path / "table.corrupt.json")))
+    ) == sorted(bad)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +107,15 @@ def sharded(files, tmp_path_factory):
     """`birdtpu shard` over the dataset in a real process: (completed process, manifest, data root, odd names)."""
     tmp = tmp_path_factory.mktemp("shard")
     root, odd = write_dataset(str(tmp / "data"), files)
-    proc = run_cli("shard", *[x for o in tiny_overrides(tmp, "data.synthesize=false", "data.num_folds=2")
-                              for x in ("--set", o)], timeout=600)
+    proc = run_cli(
+        "shard",
+        *[
+            x
+            for o in tiny_overrides(tmp, "data.synthesize=false", "data.num_folds=2")
+            for x in ("--set", o)
+        ],
+        timeout=600,
+    )
     manifest = json.load(open(str(tmp / "runs" / "tiny" / "shards" / "manifest.json")))
     return proc, manifest, root, odd
 
@@ -99,8 +135,10 @@ def test_shard_skips_bad_recordings_and_keeps_odd_ones(files, sharded):
 def test_shard_closing_line_counts_skips_per_reason(files, sharded):
     proc, manifest, _, odd = sharded
     total = len(odd) + 4 + len(files[1])
-    assert (f"shard: skipped {len(files[1])} of {total} recordings: 2 truncated, 1 all samples are zero, "
-            "1 contains NaN or infinite samples, 1 empty, 1 empty file, 1 unreadable") in proc.stdout
+    assert (
+        f"shard: skipped {len(files[1])} of {total} recordings: 2 truncated, 1 all samples are zero, "
+        "1 contains NaN or infinite samples, 1 empty, 1 empty file, 1 unreadable"
+    ) in proc.stdout
 
 
 @pytest.mark.slow
@@ -113,19 +151,30 @@ def test_predict_names_and_counts_bad_soundscapes_and_scores_odd_ones(files, tmp
     for name in [*bad, *odd]:
         os.symlink(os.path.join(folder, name), scapes / name)
     model = save_tiny_model(str(tmp_path / "model"))
-    sets = [f"data.root={tmp_path}", "data.soundscape_dir=scapes", f"infer.model={model}",
-            "infer.window_seconds=2", f"infer.submission={tmp_path}/sub.csv"]
+    sets = [
+        f"data.root={tmp_path}",
+        "data.soundscape_dir=scapes",
+        f"infer.model={model}",
+        "infer.window_seconds=2",
+        f"infer.submission={tmp_path}/sub.csv",
+    ]
     assert main(["predict", *[x for o in sets for x in ("--set", o)]]) == 1
     out, err = capsys.readouterr()
     sub = pd.read_csv(tmp_path / "sub.csv")
     predicted = set(sub["row_id"].str.rsplit("_", n=1).str[0])
     assert {os.path.splitext(n)[0] for n in odd} <= predicted
     skipped = {"corrupt", "empty", "no_samples", "truncated_ogg"}  # nothing decodes
-    assert not skipped & predicted and predicted >= {"all_zero", "nan", "truncated_wav"}  # something decodes
+    assert not skipped & predicted and predicted >= {
+        "all_zero",
+        "nan",
+        "truncated_wav",
+    }  # something decodes
     for name in ("corrupt.ogg", "empty.wav", "no_samples.wav", "truncated_ogg.ogg"):
         assert f"predict: skip {scapes / name}: " in err
     assert f"predict: {scapes / 'truncated_wav.wav'}: truncated (data chunk holds" in err
     assert "nan.wav: 10 non-finite sample(s) at 16000 Hz set to 0" in err
     total = len(bad) + len(odd)
     assert "predict: 1 truncated recording(s) predicted over the part that decodes: " in out
-    assert (f"predict: skipped 4 of {total} recordings: 1 empty, 1 empty file, 1 truncated, 1 unreadable") in out
+    assert (
+        f"predict: skipped 4 of {total} recordings: 1 empty, 1 empty file, 1 truncated, 1 unreadable"
+    ) in out

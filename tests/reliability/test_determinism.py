@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli, tiny_overrides
 
 
@@ -17,7 +16,9 @@ def _sets(overrides: list[str]) -> list[str]:
 
 
 def _files(folder) -> dict[str, bytes]:
-    return {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))}
+    return {
+        name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))
+    }
 
 
 @pytest.mark.slow
@@ -25,7 +26,10 @@ def test_two_shard_builds_are_byte_identical(tmp_path, tiny_data):
     root, _ = tiny_data
     built = []
     for name in ("a", "b"):
-        out = run_cli("shard", *_sets(tiny_overrides(tmp_path, f"data.root={root}", f"shards.dir={tmp_path}/{name}")))
+        out = run_cli(
+            "shard",
+            *_sets(tiny_overrides(tmp_path, f"data.root={root}", f"shards.dir={tmp_path}/{name}")),
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         built.append(_files(tmp_path / name))
     assert "manifest.json" in built[0] and any(n.endswith(".tfrec") for n in built[0])
@@ -41,14 +45,31 @@ def test_seeded_pipeline_repeats_its_first_batches_with_augmentation_and_mixup(t
     from birdtpu.data.shards import shard_paths
 
     root, _ = tiny_data
-    cfg = load_config(None, tiny_overrides(tmp_path, f"data.root={root}", "augment.noise_prob=1",
-                                           "augment.mixup_prob=1", "augment.gain_prob=1"))
+    cfg = load_config(
+        None,
+        tiny_overrides(
+            tmp_path,
+            f"data.root={root}",
+            "augment.noise_prob=1",
+            "augment.mixup_prob=1",
+            "augment.gain_prob=1",
+        ),
+    )
     manifest = ensure_shards(cfg, log=lambda *_: None)
     paths = shard_paths(cfg.shard_dir, manifest, exclude=[0])
 
     def first_batches():
-        ds = build_dataset(paths, len(manifest["classes"]), 16000, 4, True, cfg.augment, seed=7, deterministic=True,
-                           sample_rate=16000)
+        ds = build_dataset(
+            paths,
+            len(manifest["classes"]),
+            16000,
+            4,
+            True,
+            cfg.augment,
+            seed=7,
+            deterministic=True,
+            sample_rate=16000,
+        )
         return [(w.numpy(), t.numpy()) for w, t in ds.take(3)]
 
     one, two = first_batches(), first_batches()
@@ -64,8 +85,15 @@ def test_two_deterministic_fits_give_the_same_first_epoch_loss(tmp_path, tiny_da
     root, _ = tiny_data
     losses = []
     for name in ("a", "b"):
-        sets = tiny_overrides(tmp_path, f"data.root={root}", f"name={name}", f"shards.dir={tmp_path}/shards",
-                              "model.name=fat2019", "model.width=0.125", "runtime.deterministic=true")
+        sets = tiny_overrides(
+            tmp_path,
+            f"data.root={root}",
+            f"name={name}",
+            f"shards.dir={tmp_path}/shards",
+            "model.name=fat2019",
+            "model.width=0.125",
+            "runtime.deterministic=true",
+        )
         out = run_cli("fit", *_sets(sets))
         assert out.returncode == 0, out.stderr[-2000:]
         losses.append(pd.read_csv(tmp_path / "runs" / name / "history.csv")["loss"].iloc[0])

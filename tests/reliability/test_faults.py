@@ -21,15 +21,15 @@ import h5py
 import pandas as pd
 import pytest
 import tensorflow as tf
+from conftest import run_cli, tiny_overrides
 
-from birdtpu import io
+from birdtpu import fs
 from birdtpu.cli import main
 from birdtpu.config import SynthConfig, load_config
 from birdtpu.data.prepare import ensure_shards
 from birdtpu.data.shards import _TEMPORARY, MANIFEST, read_manifest, shard_paths
 from birdtpu.data.synth import write_dataset
 from birdtpu.errors import DataError
-from conftest import run_cli, tiny_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -65,7 +65,7 @@ def assert_trusted_files_whole(shard_dir: str) -> set[str]:
         if _TEMPORARY.match(name):
             continue
         if name.endswith(".tfrec.json"):
-            entry = io.read_json(path)
+            entry = fs.read_json(path)
             shard = path[: -len(".json")]
             assert entry["file"] == name[: -len(".json")]
             assert os.path.getsize(shard) == entry["bytes"] and sha(shard) == entry["sha256"], name
@@ -86,18 +86,30 @@ def clean_build(overrides: list[str]) -> dict:
 
 # ----------------------------------------------------------------------------- SIGKILL
 
+
 @pytest.fixture(scope="module")
 def many_files(tmp_path_factory):
     """48 short synthetic recordings: with 10 kB shards, one shard each, so a build is easy to stop."""
     root = str(tmp_path_factory.mktemp("many") / "data")
-    write_dataset(root, SynthConfig(num_species=3, clips_per_species=16, min_seconds=1.0, max_seconds=2.0,
-                                    num_soundscapes=0), log=lambda *_: None)
+    write_dataset(
+        root,
+        SynthConfig(
+            num_species=3, clips_per_species=16, min_seconds=1.0, max_seconds=2.0, num_soundscapes=0
+        ),
+        log=lambda *_: None,
+    )
     return root
 
 
 def many_overrides(tmp_path, root, shard_dir):
-    return tiny_overrides(tmp_path, f"data.root={root}", "data.synthesize=false", f"shards.dir={shard_dir}",
-                          "shards.target_mb=0.01", "shards.workers=1")
+    return tiny_overrides(
+        tmp_path,
+        f"data.root={root}",
+        "data.synthesize=false",
+        f"shards.dir={shard_dir}",
+        "shards.target_mb=0.01",
+        "shards.workers=1",
+    )
 
 
 @pytest.mark.slow
@@ -105,11 +117,19 @@ def test_killed_build_resumes_without_rewriting_finished_shards(many_files, tmp_
     shard_dir = str(tmp_path / "shards")
     args = many_overrides(tmp_path, many_files, shard_dir)
     with open(tmp_path / "first.log", "wb") as err:
-        proc = subprocess.Popen(command("shard", args), stdout=subprocess.DEVNULL, stderr=err, env=ENV,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command("shard", args),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=ENV,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if os.path.isdir(shard_dir) and sum(n.endswith(".tfrec.json") for n in os.listdir(shard_dir)) >= 3:
+            if (
+                os.path.isdir(shard_dir)
+                and sum(n.endswith(".tfrec.json") for n in os.listdir(shard_dir)) >= 3
+            ):
                 break
             time.sleep(0.002)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole session: the build and anything it started
@@ -119,12 +139,19 @@ def test_killed_build_resumes_without_rewriting_finished_shards(many_files, tmp_
     assert MANIFEST not in names  # the manifest, the set's commit point, comes last
     finished = assert_trusted_files_whole(shard_dir)
     assert 3 <= len(finished) < 48
-    kept = {n: (stamp(os.path.join(shard_dir, n)), stamp(os.path.join(shard_dir, n + ".json"))) for n in finished}
+    kept = {
+        n: (stamp(os.path.join(shard_dir, n)), stamp(os.path.join(shard_dir, n + ".json")))
+        for n in finished
+    }
     temporaries = [n for n in names if _TEMPORARY.match(n)]
-    with pytest.raises(DataError, match="no shard manifest"):  # `fit` does not read a half-built set
+    with pytest.raises(
+        DataError, match="no shard manifest"
+    ):  # `fit` does not read a half-built set
         read_manifest(shard_dir)
 
-    rerun = subprocess.run(command("shard", args), capture_output=True, text=True, env=ENV, timeout=600)
+    rerun = subprocess.run(
+        command("shard", args), capture_output=True, text=True, env=ENV, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming, {len(finished)} of 48 shards already written" in rerun.stderr
     if temporaries:
@@ -138,20 +165,32 @@ def test_killed_build_resumes_without_rewriting_finished_shards(many_files, tmp_
     assert len(assert_trusted_files_whole(shard_dir)) == 48
     manifest = read_manifest(shard_dir)
     paths = shard_paths(shard_dir, manifest)
-    assert len(paths) == 48 and sum(1 for p in paths for _ in tf.data.TFRecordDataset(p)) == manifest["examples"]
+    assert (
+        len(paths) == 48
+        and sum(1 for p in paths for _ in tf.data.TFRecordDataset(p)) == manifest["examples"]
+    )
     # and the result is the very bytes of an uninterrupted build
     reference = clean_build(many_overrides(tmp_path, many_files, str(tmp_path / "clean")))
     assert [e["sha256"] for e in reference["shards"]] == [e["sha256"] for e in manifest["shards"]]
-    assert {k: v for k, v in reference.items() if k != "shards"} == {k: v for k, v in manifest.items()
-                                                                     if k != "shards"}
+    assert {k: v for k, v in reference.items() if k != "shards"} == {
+        k: v for k, v in manifest.items() if k != "shards"
+    }
 
 
 STEPS = 12  # per epoch, 2 epochs; a backup every 3 steps
 
 
 def fit_overrides(tmp_path, root, *extra):
-    return tiny_overrides(tmp_path, f"data.root={root}", "model.name=fat2019", "model.width=0.125",
-                          "train.epochs=2", f"train.steps_per_epoch={STEPS}", "train.backup_steps=3", *extra)
+    return tiny_overrides(
+        tmp_path,
+        f"data.root={root}",
+        "model.name=fat2019",
+        "model.width=0.125",
+        "train.epochs=2",
+        f"train.steps_per_epoch={STEPS}",
+        "train.backup_steps=3",
+        *extra,
+    )
 
 
 def assert_backup_whole(backup_dir) -> dict:
@@ -159,7 +198,9 @@ def assert_backup_whole(backup_dir) -> dict:
     optimizer's variables) and at most temporary files; returns the state."""
     state = json.loads((backup_dir / "state.json").read_text())
     for name in os.listdir(backup_dir):
-        assert name in ("state.json", state["weights"]) or name.startswith(".") and ".tmp-" in name, name
+        assert (
+            name in ("state.json", state["weights"]) or name.startswith(".") and ".tmp-" in name
+        ), name
     with zipfile.ZipFile(backup_dir / state["weights"]) as z:
         assert z.testzip() is None
         with z.open("model.weights.h5") as fh, h5py.File(fh, "r") as h5:
@@ -173,8 +214,13 @@ def test_killed_fit_resumes_at_the_epoch_and_step_of_its_backup(tmp_path, tiny_d
     run = tmp_path / "runs" / "tiny"
     state_path = run / "backup" / "state.json"
     with open(tmp_path / "first.log", "w") as out:
-        proc = subprocess.Popen(command("fit", fit_overrides(tmp_path, root)), cwd=ROOT, env=ENV, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command("fit", fit_overrides(tmp_path, root)),
+            cwd=ROOT,
+            env=ENV,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 600
         while not state_path.exists():  # the first mid-epoch backup (step 3) commits state.json
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
@@ -191,10 +237,19 @@ def test_killed_fit_resumes_at_the_epoch_and_step_of_its_backup(tmp_path, tiny_d
         with zipfile.ZipFile(run / "model.keras") as z:
             assert z.testzip() is None
 
-    again = subprocess.run(command("fit", fit_overrides(tmp_path, root)), cwd=ROOT, env=ENV, capture_output=True,
-                           text=True, timeout=900)
+    again = subprocess.run(
+        command("fit", fit_overrides(tmp_path, root)),
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"resuming from backup at epoch {epoch}, step {step} (global step {global_step})" in again.stderr
+    assert (
+        f"resuming from backup at epoch {epoch}, step {step} (global step {global_step})"
+        in again.stderr
+    )
     # Keras' per-epoch lines: the rest of the interrupted epoch, then whole epochs
     done = [int(n) for n in re.findall(r"^(\d+)/\1 - ", again.stdout, flags=re.M)]
     assert done == [STEPS - step] + [STEPS] * (1 - epoch)
@@ -208,6 +263,7 @@ def test_killed_fit_resumes_at_the_epoch_and_step_of_its_backup(tmp_path, tiny_d
 
 # ----------------------------------------------------------------------------- full disk
 
+
 class SmallDisk:
     """A folder with little room: a tmpfs of `total` bytes (`how` 'tmpfs', needs mount rights; None
     where it cannot be mounted), or a limit of `per_file` bytes on each file (RLIMIT_FSIZE, SIGXFSZ
@@ -217,8 +273,10 @@ class SmallDisk:
         self.path, self.how, self.limit = str(path), how, None
         os.makedirs(self.path, exist_ok=True)
         if how == "tmpfs":
-            self.mounted = not subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={total}", "tmpfs", self.path],
-                                              capture_output=True).returncode
+            self.mounted = not subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={total}", "tmpfs", self.path],
+                capture_output=True,
+            ).returncode
         else:
             self.mounted, self.limit = False, per_file
 
@@ -234,8 +292,15 @@ class SmallDisk:
             resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, self.limit))
 
     def run(self, verb: str, args) -> subprocess.CompletedProcess:
-        return subprocess.run(command(verb, args), capture_output=True, text=True, env=ENV, cwd=ROOT,
-                              preexec_fn=self._preexec, timeout=900)
+        return subprocess.run(
+            command(verb, args),
+            capture_output=True,
+            text=True,
+            env=ENV,
+            cwd=ROOT,
+            preexec_fn=self._preexec,
+            timeout=900,
+        )
 
     def close(self) -> None:
         if self.mounted:
@@ -260,14 +325,18 @@ def one_error_line(proc, verb: str) -> str:
     """The single stderr line of a failed command (exit 2, no traceback)."""
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith(f"birdtpu {verb}: error: ")]
+    errors = [
+        line for line in proc.stderr.splitlines() if line.startswith(f"birdtpu {verb}: error: ")
+    ]
     assert len(errors) == 1 and proc.stderr.rstrip().endswith(errors[0]), proc.stderr[-3000:]
     return errors[0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["tmpfs", "fsize"])
-def test_full_disk_during_shard_stops_with_one_line_and_resumes(how, small_disks, tiny_data, tmp_path):
+def test_full_disk_during_shard_stops_with_one_line_and_resumes(
+    how, small_disks, tiny_data, tmp_path
+):
     root, _ = tiny_data
     # 18 clips of 2-4 s at 16 kHz: about 1.7 MB of PCM in shards of about 0.2 MB; room for a third
     # of it, or for no file over 150 kB (so no shard)
@@ -278,9 +347,14 @@ def test_full_disk_during_shard_stops_with_one_line_and_resumes(how, small_disks
 
     full = disk.run("shard", args)
     line = one_error_line(full, "shard")
-    assert re.fullmatch(rf"birdtpu shard: error: no space left writing {re.escape(disk.path)}/\S+: "
-                        + re.escape(SHARD_FULL), line), line
-    assert not [n for n in os.listdir(disk.path) if _TEMPORARY.match(n)]  # the failed write's temporary is gone
+    assert re.fullmatch(
+        rf"birdtpu shard: error: no space left writing {re.escape(disk.path)}/\S+: "
+        + re.escape(SHARD_FULL),
+        line,
+    ), line
+    assert not [
+        n for n in os.listdir(disk.path) if _TEMPORARY.match(n)
+    ]  # the failed write's temporary is gone
     finished = assert_trusted_files_whole(disk.path)
     assert MANIFEST not in os.listdir(disk.path) and (finished or how == "fsize")
 
@@ -290,7 +364,9 @@ def test_full_disk_during_shard_stops_with_one_line_and_resumes(how, small_disks
     if finished:
         assert f"resuming, {len(finished)} of " in rerun.stderr
     manifest = read_manifest(disk.path)
-    reference = clean_build(tiny_overrides(tmp_path, f"data.root={root}", f"shards.dir={tmp_path}/clean"))
+    reference = clean_build(
+        tiny_overrides(tmp_path, f"data.root={root}", f"shards.dir={tmp_path}/clean")
+    )
     assert [e["sha256"] for e in manifest["shards"]] == [e["sha256"] for e in reference["shards"]]
     assert len(assert_trusted_files_whole(disk.path)) == len(manifest["shards"])
 
@@ -324,7 +400,9 @@ def test_full_disk_during_fit_keeps_the_last_backup_and_resumes(small_disks, tin
     full = disk.run("fit", args)
     line = one_error_line(full, "fit")
     step = 6 if disk.mounted else 3
-    assert line == (f"birdtpu fit: error: no space left writing {backup}/ckpt-{step:09d}.keras: " + FIT_FULL)
+    assert line == (
+        f"birdtpu fit: error: no space left writing {backup}/ckpt-{step:09d}.keras: " + FIT_FULL
+    )
     if disk.mounted:  # the backup of step 3 is whole and still the one state.json names
         from pathlib import Path
 
@@ -337,13 +415,16 @@ def test_full_disk_during_fit_keeps_the_last_backup_and_resumes(small_disks, tin
     disk.free()
     rerun = disk.run("fit", args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert ("resuming from backup at epoch 0, step 3 (global step 3)" in rerun.stderr) == disk.mounted
+    assert (
+        "resuming from backup at epoch 0, step 3 (global step 3)" in rerun.stderr
+    ) == disk.mounted
     run = os.path.join(disk.path, "tiny")
     assert json.loads(open(os.path.join(run, "metrics.json")).read())["steps_trained"] == 2 * STEPS
     assert not os.path.exists(backup) and not [n for n in os.listdir(run) if ".tmp-" in n]
 
 
 # ----------------------------------------------------------------------------- missing and corrupt shards
+
 
 @pytest.fixture
 def built(tiny_data, tmp_path):
@@ -362,14 +443,18 @@ def test_missing_and_truncated_shards_are_named_before_training_and_rewritten(bu
         fh.truncate(manifest["shards"][1]["bytes"] // 2)
     with pytest.raises(DataError) as err:  # what `fit` calls before it builds a dataset
         ensure_shards(load_config(None, args), lambda *_: None)
-    assert str(err.value) == (f"{gone}: shard listed in the manifest is missing (and 1 more); "
-                              "rerun `birdtpu shard` to rewrite them")
+    assert str(err.value) == (
+        f"{gone}: shard listed in the manifest is missing (and 1 more); "
+        "rerun `birdtpu shard` to rewrite them"
+    )
 
     assert main(["shard", *sets(args)]) == 0
     log = capsys.readouterr().err
     assert f"shard: rewriting {gone}: shard listed in the manifest is missing" in log
-    assert (f"shard: rewriting {cut}: shard has {manifest['shards'][1]['bytes'] // 2} bytes, the manifest says "
-            f"{manifest['shards'][1]['bytes']} (truncated or overwritten)") in log
+    assert (
+        f"shard: rewriting {cut}: shard has {manifest['shards'][1]['bytes'] // 2} bytes, the manifest says "
+        f"{manifest['shards'][1]['bytes']} (truncated or overwritten)"
+    ) in log
     n = len(manifest["shards"])
     assert f"resuming, {n - 2} of {n} shards already written" in log
     assert read_manifest(shard_dir) == manifest  # the very same set again
@@ -388,7 +473,9 @@ def test_verify_rewrites_a_shard_whose_bytes_changed(built, capsys):
     assert "rewriting" not in capsys.readouterr().err
     assert main(["shard", "--verify", *sets(args)]) == 0
     log = capsys.readouterr().err
-    assert f"shard: rewriting {path}: shard bytes do not match the manifest's sha256 (corrupt)" in log
+    assert (
+        f"shard: rewriting {path}: shard bytes do not match the manifest's sha256 (corrupt)" in log
+    )
     assert sha(path) == manifest["shards"][0]["sha256"] and read_manifest(shard_dir) == manifest
 
 
@@ -397,7 +484,9 @@ def test_fit_names_a_missing_truncated_or_corrupt_shard(built, fault):
     args, shard_dir, manifest = built
     entry = manifest["shards"][-1]
     path = os.path.join(shard_dir, entry["file"])
-    if fault == "flipped":  # same size: found by the records' checksums while reading, still one line
+    if (
+        fault == "flipped"
+    ):  # same size: found by the records' checksums while reading, still one line
         with open(path, "r+b") as fh:
             fh.seek(entry["bytes"] // 2)
             byte = fh.read(1)
@@ -413,7 +502,12 @@ def test_fit_names_a_missing_truncated_or_corrupt_shard(built, fault):
     else:
         with open(path, "r+b") as fh:
             fh.truncate(entry["bytes"] - 100)
-        problem = (f"shard has {entry['bytes'] - 100} bytes, the manifest says {entry['bytes']} "
-                   "(truncated or overwritten)")
+        problem = (
+            f"shard has {entry['bytes'] - 100} bytes, the manifest says {entry['bytes']} "
+            "(truncated or overwritten)"
+        )
     proc = run_cli("fit", *sets(args))
-    assert one_error_line(proc, "fit") == f"birdtpu fit: error: {path}: {problem}; rerun `birdtpu shard` to rewrite it"
+    assert (
+        one_error_line(proc, "fit")
+        == f"birdtpu fit: error: {path}: {problem}; rerun `birdtpu shard` to rewrite it"
+    )

@@ -34,18 +34,29 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli, tiny_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GLOBAL_BATCH = 4
 STEPS = 3
 TIMEOUT = 420
-STILL = ["data.num_folds=2", "shards.target_mb=0.5", "train.shuffle_buffer=1",
-         "model.name=fat2019", "model.width=0.125", "model.dropout=0",
-         "model.backbone_dropout=0", "augment.freq_masks=0", "augment.time_masks=0",
-         "augment.noise_prob=0.5", "augment.mixup_prob=0.5", "runtime.deterministic=true",
-         "train.epochs=1", f"train.steps_per_epoch={STEPS}", f"train.batch_size={GLOBAL_BATCH // 2}"]
+STILL = [
+    "data.num_folds=2",
+    "shards.target_mb=0.5",
+    "train.shuffle_buffer=1",
+    "model.name=fat2019",
+    "model.width=0.125",
+    "model.dropout=0",
+    "model.backbone_dropout=0",
+    "augment.freq_masks=0",
+    "augment.time_masks=0",
+    "augment.noise_prob=0.5",
+    "augment.mixup_prob=0.5",
+    "runtime.deterministic=true",
+    "train.epochs=1",
+    f"train.steps_per_epoch={STEPS}",
+    f"train.batch_size={GLOBAL_BATCH // 2}",
+]
 
 REFERENCE = textwrap.dedent("""
     import json, sys
@@ -104,9 +115,19 @@ def _workers(sets: list[str], tmp_path) -> list[tuple[int, str]]:
     for i in (0, 1):
         scratch = tmp_path / f"tmp{i}"
         scratch.mkdir()
-        tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
-        procs.append(subprocess.Popen(args, cwd=ROOT, env=_env(TF_CONFIG=tf_config, TMPDIR=str(scratch)),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        tf_config = json.dumps(
+            {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}
+        )
+        procs.append(
+            subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env=_env(TF_CONFIG=tf_config, TMPDIR=str(scratch)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         outs = [p.communicate(timeout=TIMEOUT) for p in procs]
     finally:  # a worker left waiting on a collective is killed with the other
@@ -127,17 +148,28 @@ def test_two_workers_on_loopback_match_one_process_with_the_same_replicas(tmp_pa
 
     (code0, log0), (code1, log1) = _workers(sets, tmp_path)
     assert code0 == 0 and code1 == 0, f"worker 0:\n{log0[-3000:]}\nworker 1:\n{log1[-3000:]}"
-    assert "2 replica(s) on 2 workers (chief)" in log0 and "2 replica(s) on 2 workers (not chief)" in log1
+    assert (
+        "2 replica(s) on 2 workers (chief)" in log0
+        and "2 replica(s) on 2 workers (not chief)" in log1
+    )
     for i, log in enumerate((log0, log1)):
         assert f"input pipeline {i} of 2 reads" in log
     assert not list((tmp_path / "tmp1").iterdir()), "worker 1 left its scratch folder behind"
     run = tmp_path / "runs" / "mw"
-    assert {"config.yaml", "model.keras", "history.csv", "metrics.json", "oof_fold0.csv"} <= set(os.listdir(run))
+    assert {"config.yaml", "model.keras", "history.csv", "metrics.json", "oof_fold0.csv"} <= set(
+        os.listdir(run)
+    )
 
     ref_sets = [*sets, "runtime.cpu_replicas=2"]
     weights, initial = tmp_path / "reference.npz", tmp_path / "initial.npz"
-    ref = subprocess.run([sys.executable, "-c", REFERENCE, json.dumps(ref_sets), str(weights), str(initial)], cwd=ROOT,
-                         env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    ref = subprocess.run(
+        [sys.executable, "-c", REFERENCE, json.dumps(ref_sets), str(weights), str(initial)],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert ref.returncode == 0, ref.stderr[-3000:]
     ref_loss = json.loads(ref.stdout.strip().splitlines()[-1])["loss"]
 
@@ -147,9 +179,13 @@ def test_two_workers_on_loopback_match_one_process_with_the_same_replicas(tmp_pa
 
     import birdtpu.models.registry  # noqa: F401  (registers the layers)
 
-    trained = keras.models.load_model(run / "model.keras", compile=False, safe_mode=True).get_weights()
+    trained = keras.models.load_model(
+        run / "model.keras", compile=False, safe_mode=True
+    ).get_weights()
     expected, start = list(np.load(weights).values()), list(np.load(initial).values())
     assert len(trained) == len(expected) == len(start)
     for got, want in zip(trained, expected):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(expected, start)) > 1e-3  # training moved them
+    assert (
+        max(float(np.abs(a - b).max()) for a, b in zip(expected, start)) > 1e-3
+    )  # training moved them
