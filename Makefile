@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[tf,dev,kaggle]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[tf,jax,kapre,dev,kaggle]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,8 +24,14 @@ demo: $(STAMP)
 	$(VENV)/bin/birdtpu predict --cfg $(DEMO_CFG)
 	@echo "demo outputs: runs/demo (model, history, metrics) and runs/demo/submission.csv"
 
+# The whole suite runs under the TensorFlow backend; the tests marked `backends` (layers, models,
+# losses, metrics, JAX training) run a second time under JAX, on 2 host CPU devices.
+JAX_MARK := $(if $(SLOW),-m backends,-m "backends and not slow")
+
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_MARK) $(PYTEST_ARGS)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(PYTEST_MARK) $(PYTEST_ARGS)
+	KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+		$(PY) -m pytest -q $(JAX_MARK) $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs demo_data .pytest_cache

@@ -38,9 +38,11 @@ import numpy as np  # noqa: E402
 from birdtpu import fs  # noqa: E402
 from birdtpu.config import load_config  # noqa: E402
 from birdtpu.data.audio import load_audio  # noqa: E402
-from birdtpu.infer.export import export_model, synthetic_windows  # noqa: E402
-from birdtpu.infer.predict import list_recordings  # noqa: E402
-from birdtpu.infer.runners import KerasRunner, Runner, open_model, read_meta  # noqa: E402
+from birdtpu.infer.export import export_model
+from birdtpu.infer.files import read_meta  # noqa: E402
+from birdtpu.infer.parity import synthetic_windows  # noqa: E402
+from birdtpu.infer.recordings import list_recordings  # noqa: E402
+from birdtpu.infer.runners import KerasRunner, Runner, open_model
 from birdtpu.infer.windows import windows  # noqa: E402
 
 TEST_SET_WINDOWS = 1100 * 48

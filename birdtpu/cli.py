@@ -18,7 +18,7 @@ from birdtpu.errors import BirdtpuError
 
 # verb -> one-line help
 VERBS: dict[str, str] = {
-    "info": "versions, devices, distribution strategy and whether tensorflow-io loads",
+    "info": "versions, and the backend, devices and distribution a run would use and why",
     "synth": "write a synthetic birdsong dataset in BirdCLEF layout (clips and soundscapes)",
     "catalog": "read competition metadata into one canonical table; merge, de-duplicate, fold",
     "shard": "decode, resample and write TFRecord shards of PCM with a manifest",

@@ -106,10 +106,14 @@ class FrontendConfig:
         "zscore_minmax", choices=("zscore_minmax", "zscore", "minmax", "none")
     )  # per example
     channels: int = _opt(3, choices=(1, 3))  # 3 for ImageNet backbones
+    impl: str = _opt("keras", choices=("keras", "kapre"))  # kapre: TF backend, the [kapre] extra
 
 
 @dataclass
 class AugmentConfig:
+    # where waveform noise, gain and shift run: auto = in the model on a TPU/GPU, in tf.data on a
+    # CPU (birdtpu.train.placement); stretch, pitch, background and MixUp/CutMix stay in tf.data
+    in_model: str = _opt("auto", choices=("auto", "true", "false"))
     crop: str = _opt(
         "random", choices=("random", "start", "box")
     )  # training window: random, the first clip_seconds, or around the record's t_min/t_max box
@@ -240,6 +244,9 @@ class TrainConfig:
 
 @dataclass
 class RuntimeConfig:
+    # Keras backend: auto = KERAS_BACKEND if set, else JAX where a TPU and jax+libtpu are there,
+    # else TensorFlow (birdtpu.backend)
+    backend: str = _opt("auto", choices=("auto", "tensorflow", "jax"))
     device: str = _opt("auto", choices=("auto", "tpu", "gpu", "cpu"))
     cpu_replicas: int = _opt(
         1, lo=1
@@ -345,6 +352,8 @@ def _check_value(value, tp, key: str, meta: dict):
     elif tp is str:
         if value is None:
             value = ""
+        if isinstance(value, bool) and "true" in (meta.get("choices") or ()):
+            value = "true" if value else "false"  # YAML reads an unquoted true/false as a bool
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
     if meta.get("choices") is not None and value not in meta["choices"]:

@@ -1,29 +1,64 @@
-"""Where a run executes: distribution strategy, precision policy and seeds."""
+"""Where a run executes: backend, devices, distribution, precision policy and seeds.
+
+Under TensorFlow a run uses a tf.distribute strategy (TPUStrategy, MirroredStrategy over the GPUs
+or split CPU devices, MultiWorkerMirroredStrategy from TF_CONFIG). Under JAX it uses every local
+device with `keras.distribution.DataParallel` (the batch split across them, weights replicated),
+several hosts joined by `jax.distributed.initialize`; XLA always. The backend itself is chosen
+before Keras is imported (`birdtpu.backend`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
 
 from birdtpu.errors import ConfigError
 
+# a JAX run spanning hosts: the coordinator is named, or a TPU pod slice lists its workers
+MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS",)
+
 
 @dataclass
 class Runtime:
     """The strategy a run uses and what it was chosen from."""
 
-    strategy: object
+    strategy: object  # a tf.distribute strategy, or JaxStrategy
     device: str  # tpu | gpu | cpu
     replicas: int
     precision: str
-    workers: int = 1  # processes of a MultiWorkerMirroredStrategy run (TF_CONFIG), else 1
+    workers: int = 1  # processes of a multi-worker (TF_CONFIG) or multi-host (JAX) run, else 1
     chief: bool = True  # the worker that writes the run folder (others write to a temporary one)
+    backend: str = "tensorflow"
 
     @property
     def jit_default(self) -> bool:
-        """XLA on by default where it pays off (TPU always compiles; GPU benefits; CPU compiles slowly)."""
-        return self.device in ("tpu", "gpu")
+        """XLA on by default where it pays off (TPU always compiles; GPU benefits; CPU compiles
+        slowly under TensorFlow). JAX always compiles."""
+        return self.backend == "jax" or self.device in ("tpu", "gpu")
+
+    @property
+    def distribution(self) -> str:
+        """The distribution in words, for logs and `birdtpu info`."""
+        name = type(self.strategy).__name__.lstrip("_")
+        if self.backend == "jax":
+            name = "DataParallel" if self.replicas > 1 else "one device"
+        elif name == "DefaultDistributionStrategy":
+            name = "no tf.distribute strategy"
+        workers = f" on {self.workers} workers" if self.workers > 1 else ""
+        return f"{name} over {self.replicas} {self.device} device(s){workers}"
+
+
+class JaxStrategy:
+    """What fit asks of a strategy, under JAX: a scope (the distribution is global) and the
+    number of devices a batch is split over."""
+
+    def __init__(self, devices: int):
+        self.num_replicas_in_sync = devices
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def _tpu_strategy():
@@ -104,20 +139,23 @@ def precision_for(device: str, wanted: str) -> str:
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy, TensorFlow and Keras; optionally make TF ops deterministic."""
+    """Seed Python, NumPy, TensorFlow and Keras; optionally make TF ops (and tf.data's order)
+    deterministic. JAX's ops are deterministic on CPU and TPU."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    if deterministic:
+    if deterministic and keras.backend.backend() == "tensorflow":
         tf.config.experimental.enable_op_determinism()
 
 
 def setup(cfg) -> Runtime:
-    """Seeds, strategy and precision policy from a RuntimeConfig."""
+    """Seeds, strategy or distribution, and precision policy from a RuntimeConfig."""
     import keras
     import tensorflow as tf
 
+    if keras.backend.backend() == "jax":
+        return _jax_setup(cfg)
     workers, chief = cluster()
     if workers > 1:  # collectives must be configured before TensorFlow initialises anything else
         return _multi_worker(cfg, workers, chief)
@@ -151,7 +189,7 @@ def _multi_worker_strategy():
     for input with 0 dimensions"), which is reduced across replicas, as under MirroredStrategy."""
     import tensorflow as tf
 
-    class Strategy(tf.distribute.MultiWorkerMirroredStrategy):
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         def reduce(self, reduce_op, value, axis):
             parent = super().reduce
 
@@ -164,7 +202,7 @@ def _multi_worker_strategy():
 
             return tf.nest.map_structure(one, value)
 
-    return Strategy()
+    return MultiWorkerMirroredStrategy()
 
 
 def _multi_worker(cfg, workers: int, chief: bool) -> Runtime:
@@ -192,9 +230,63 @@ def _multi_worker(cfg, workers: int, chief: bool) -> Runtime:
     return Runtime(strategy, device, strategy.num_replicas_in_sync, precision, workers, chief)
 
 
+def _jax_devices(wanted: str, cpu_replicas: int):
+    """(kind, local devices) of a JAX run for `runtime.device` = `wanted`: every TPU, else every
+    GPU, else `cpu_replicas` CPU devices (one unless the CPU is split, as under TensorFlow)."""
+    import jax
+
+    kinds = ("tpu", "gpu", "cpu") if wanted == "auto" else (wanted,)
+    for kind in kinds:
+        try:
+            devices = jax.local_devices(backend=kind)
+        except RuntimeError:
+            continue
+        if kind == "cpu":
+            if len(devices) < cpu_replicas:
+                raise ConfigError(
+                    f"runtime.cpu_replicas: {cpu_replicas}, but JAX has {len(devices)} CPU "
+                    "device(s); set it before JAX initialises (birdtpu's CLI does) or set "
+                    f"XLA_FLAGS=--xla_force_host_platform_device_count={cpu_replicas}"
+                )
+            devices = devices[:cpu_replicas]
+        return kind, devices
+    raise ConfigError(f"runtime.device: {wanted} asked for, but JAX sees no {wanted.upper()}")
+
+
+def _jax_setup(cfg) -> Runtime:
+    """JAX: every local device (DataParallel where there are several), all hosts of a
+    multi-host run, bf16 on TPU."""
+    import jax
+    import keras
+
+    if any(os.environ.get(k) for k in MULTIHOST_ENV) and not jax.distributed.is_initialized():
+        jax.distributed.initialize()
+    device, local = _jax_devices(cfg.device, cfg.cpu_replicas)
+    hosts = jax.process_count()
+    devices = [d for d in jax.devices() if d.platform == device] if hosts > 1 else local
+    set_seed(cfg.seed, cfg.deterministic)
+    if len(devices) > 1:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    precision = precision_for(device, cfg.precision)
+    keras.mixed_precision.set_global_policy(precision)
+    return Runtime(
+        JaxStrategy(len(devices)),
+        device,
+        len(devices),
+        precision,
+        workers=hosts,
+        chief=jax.process_index() == 0,
+        backend="jax",
+    )
+
+
 def barrier(run: Runtime) -> None:
     """Wait until every worker of a multi-worker run gets here (an all-reduce); no-op otherwise."""
-    if run.workers > 1:
+    if run.workers > 1 and run.backend == "jax":
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("birdtpu")
+    elif run.workers > 1:
         import tensorflow as tf
 
         one = run.strategy.run(lambda: tf.constant(1.0))

@@ -9,6 +9,7 @@ loader in birdtpu goes through it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
 import keras
@@ -16,6 +17,8 @@ import keras
 PACKAGE = "birdtpu"
 # the packages whose modules may define registered classes; a test checks that none lives elsewhere
 KERAS_PACKAGES = ("birdtpu.layers", "birdtpu.models", "birdtpu.train", "birdtpu.metrics")
+# modules that need an optional extra: skipped where it is not installed
+OPTIONAL = {"birdtpu.layers.kapre_mel": "kapre"}
 
 
 def register(cls):
@@ -32,6 +35,9 @@ def import_keras_modules() -> list[str]:
         for info in pkgutil.walk_packages(
             getattr(package, "__path__", []), prefix=package_name + "."
         ):
+            needs = OPTIONAL.get(info.name)
+            if needs and importlib.util.find_spec(needs) is None:
+                continue
             importlib.import_module(info.name)
             names.append(info.name)
     return names

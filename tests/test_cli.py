@@ -77,10 +77,40 @@ def test_fit_on_missing_data_says_where(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_info_reports_versions_and_strategy():
-    proc = run_cli("info")
+def test_info_reports_versions_backend_and_distribution():
+    proc = run_cli("info", "--set", "runtime.backend=tensorflow")
     assert proc.returncode == 0, proc.stderr
-    assert "tensorflow" in proc.stdout and "keras" in proc.stdout
-    assert (
-        "tensorflow-io" in proc.stdout and "strategy:" in proc.stdout and "replica" in proc.stdout
-    )
+    assert "tensorflow" in proc.stdout and "keras" in proc.stdout and "tensorflow-io" in proc.stdout
+    assert "backend: tensorflow (runtime.backend: tensorflow)" in proc.stdout
+    assert "distribution: no tf.distribute strategy over 1 cpu device(s)" in proc.stdout
+
+
+def test_info_under_jax_names_the_devices_and_data_parallel():
+    proc = run_cli("info", "--set", "runtime.backend=jax", "--set", "runtime.cpu_replicas=2")
+    assert proc.returncode == 0, proc.stderr
+    assert "backend: jax (runtime.backend: jax)" in proc.stdout
+    assert "devices: cpu:0, cpu:1" in proc.stdout
+    assert "distribution: DataParallel over 2 cpu device(s)" in proc.stdout
+
+
+def test_auto_backend_follows_keras_backend_and_says_why(monkeypatch):
+    from birdtpu import backend
+
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert backend.choose("auto") == ("jax", "KERAS_BACKEND=jax (runtime.backend: auto)")
+    monkeypatch.delenv("KERAS_BACKEND")
+    if backend.tpu_hint():
+        pytest.skip("this machine may have a TPU")
+    name, why = backend.choose("auto")
+    assert (name, why) == ("tensorflow", "no TPU on this machine (runtime.backend: auto)")
+
+
+def test_a_backend_other_than_the_imported_one_is_one_clear_line():
+    import keras
+
+    from birdtpu import backend
+    from birdtpu.errors import ConfigError
+
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    with pytest.raises(ConfigError, match=f"already imported with the {keras.backend.backend()}"):
+        backend.activate(other)

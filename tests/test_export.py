@@ -13,15 +13,11 @@ import pytest
 from birdtpu import fs
 from birdtpu.config import load_config
 from birdtpu.errors import DataError
-from birdtpu.infer.export import (
-    MelSpectrogramTflite,
-    export_model,
-    split_frontend,
-    synthetic_windows,
-)
-from birdtpu.infer.predict import check_export
-from birdtpu.infer.runners import KerasRunner, load_model, model_format, open_model, read_meta
-from birdtpu.layers.frontend import MelSpectrogram, frontend
+from birdtpu.infer.export import export_model, split_frontend
+from birdtpu.infer.files import model_format, read_meta
+from birdtpu.infer.parity import check_export, synthetic_windows
+from birdtpu.infer.runners import KerasRunner, load_model, open_model
+from birdtpu.layers.frontend import MelSpectrogram, MelSpectrogramTflite, frontend
 
 FRONT = [
     "frontend.n_fft=256",

@@ -11,8 +11,9 @@ from conftest import tiny_overrides
 
 
 @pytest.mark.slow
-def test_fit_then_predict_writes_a_valid_submission(tmp_path):
-    sets = [x for o in tiny_overrides(tmp_path) for x in ("--set", o)]
+@pytest.mark.parametrize("head", ["clip", "sed"])
+def test_fit_then_predict_writes_a_valid_submission(tmp_path, head):
+    sets = [x for o in tiny_overrides(tmp_path, f"model.head={head}") for x in ("--set", o)]
     fit = cli("fit", *sets)
     assert fit.returncode == 0, fit.stderr[-3000:]
     run = tmp_path / "runs" / "tiny"

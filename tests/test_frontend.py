@@ -1,17 +1,23 @@
+"""The front's dB, normalisation, SpecAugment and image layers and `frontend()`, on both backends
+(the mel layer itself: test_mel.py)."""
+
+import dataclasses
+import sys
+
 import keras
-import librosa
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import check_layer as contract
 
 from birdtpu.config import AugmentConfig, FrontendConfig
+from birdtpu.errors import ConfigError
 from birdtpu.layers.frontend import (
     MelSpectrogram,
-    NormalizeSpectrogram,
     PowerToDb,
     SpecAugment,
-    ToImage,
     frontend,
+    mel_layer_class,
 )
 
 RATE = 16000
@@ -26,10 +32,11 @@ def clip(seed=0, seconds=1.0, gain=0.3):
 
 
 def check_layer(layer, inputs, tmp_path):
-    """The house test of a layer: get_config round trip, `.keras` save and load with the same
-    outputs (inference, and training: random layers must be seeded, as Keras restores a
-    SeedGenerator from its seed, not its state), and XLA compilation (`jit_compile=True`) in
-    training and in a compiled predict. Returns the XLA training output."""
+    """The house test of a layer under TensorFlow (test_augment.py and test_features.py use it;
+    the contract of every backend is tests/helpers.py): get_config round trip, `.keras` save and
+    load with the same outputs (inference, and training: random layers must be seeded, as Keras
+    restores a SeedGenerator from its seed, not its state), and XLA compilation
+    (`jit_compile=True`) in training and in a compiled predict. Returns the XLA training output."""
     clone = layer.__class__.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     many = isinstance(inputs, tuple)
@@ -59,36 +66,7 @@ def check_layer(layer, inputs, tmp_path):
     return compiled
 
 
-@pytest.mark.parametrize("htk", [False, True])
-@pytest.mark.parametrize("power", [2.0, 1.0])
-def test_mel_matches_librosa(htk, power):
-    wave = clip()
-    layer = MelSpectrogram(
-        len(wave), RATE, frames=64, n_fft=512, n_mels=40, fmin=20, fmax=8000, htk=htk, power=power
-    )
-    ours = np.asarray(layer(wave[None]))[0, :, :, 0]
-    ref = librosa.feature.melspectrogram(
-        y=wave,
-        sr=RATE,
-        n_fft=512,
-        hop_length=layer.hop_length,
-        n_mels=40,
-        fmin=20,
-        fmax=8000,
-        htk=htk,
-        power=power,
-        center=True,
-        pad_mode="constant",
-    )
-    ref = ref[:, :64]
-    to_db = librosa.power_to_db if power == 2.0 else librosa.amplitude_to_db
-    ours_db = np.asarray(PowerToDb(top_db=200, power=power)(ours[None]))[0]
-    ref_db = to_db(ref, ref=1.0, amin=1e-10 if power == 2.0 else 1e-5, top_db=None)
-    loud = ref_db > ref_db.max() - 60
-    assert loud.mean() > 0.2
-    assert np.abs(ours_db - ref_db)[loud].max() < 0.01
-
-
+@pytest.mark.backends
 def test_db_floor_is_per_example():
     x = np.stack([np.full((4, 6, 1), 1e-3), np.full((4, 6, 1), 1.0)]).astype(np.float32)
     x[:, 0, 0, 0] = [1.0, 100.0]  # each clip's own peak: 0 dB and 20 dB
@@ -98,6 +76,7 @@ def test_db_floor_is_per_example():
     np.testing.assert_allclose(np.asarray(PowerToDb(top_db=10.0)(x[:1])), db[:1])
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("normalize", ["zscore_minmax", "zscore", "minmax", "none"])
 def test_frontend_is_per_example(normalize):
     cfg = FrontendConfig(
@@ -108,7 +87,8 @@ def test_frontend_is_per_example(normalize):
     batch = np.stack([quiet, clip(2, gain=0.9), clip(3, gain=0.5)])
     alone = np.asarray(front(quiet[None], training=False))[0]
     together = np.asarray(front(batch, training=False))[0]
-    np.testing.assert_allclose(alone, together, atol=1e-4)
+    # equal up to float32 rounding (XLA may tile the mel matmul by batch size): values reach 700
+    np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-3)
     assert alone.shape == (24, 32, 3)
     if normalize.endswith("minmax"):
         assert 0 <= alone.min() and alone.max() <= 255.0 + 1e-3 and alone.max() > 254
@@ -116,35 +96,47 @@ def test_frontend_is_per_example(normalize):
         np.testing.assert_allclose([alone.mean() / 255, alone.std() / 255], [0, 1], atol=1e-3)
 
 
+@pytest.mark.backends
 def test_frontend_round_trips_and_compiles(tmp_path):
     cfg = FrontendConfig(clip_seconds=1.0, n_fft=512, frames=32, n_mels=24, fmax=8000, power=1.0)
     front = frontend(cfg, RATE, AugmentConfig(freq_mask_prob=1.0, time_mask_prob=1.0), seed=5)
     batch = np.stack([clip(4), clip(5, gain=0.7)])
-    trained = np.asarray(check_layer(front, batch, tmp_path))
-    assert trained.shape == (2, 24, 32, 3) and (trained == 0).any()  # masks applied in training
+    model = contract(front, batch, (2, 24, 32, 3), 0, tmp_path)
+    trained = keras.ops.convert_to_numpy(model(batch, training=True))
+    assert (trained == 0).any()  # masks applied in training
 
 
-@pytest.mark.parametrize(
-    "layer",
-    [
-        MelSpectrogram(RATE, RATE, frames=32, n_fft=256, n_mels=16, fmax=8000),
-        PowerToDb(60.0),
-        NormalizeSpectrogram("zscore"),
-        ToImage(3),
-        SpecAugment(2, 4, 1.0, 2, 4, 1.0, seed=3),
-    ],
-    ids=lambda layer: type(layer).__name__,
-)
-def test_layers_round_trip_and_compile(layer, tmp_path):
-    x = (
-        clip()[None]
-        if isinstance(layer, MelSpectrogram)
-        else np.random.rand(2, 16, 32, 1).astype(np.float32)
+@pytest.mark.backends
+def test_the_mel_layer_follows_impl():
+    cfg = FrontendConfig(clip_seconds=1.0, n_fft=512, frames=32, n_mels=24, fmax=8000)
+    assert type(frontend(cfg, RATE).layers[0]) is MelSpectrogram
+    with pytest.raises(ConfigError, match="frontend.impl: 'torch' is not one of keras, kapre"):
+        mel_layer_class("torch")
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(ConfigError, match="kapre runs on the tensorflow backend only, not"):
+            frontend(dataclasses.replace(cfg, impl="kapre"), RATE)
+        return
+    kapre_mel = pytest.importorskip("birdtpu.layers.kapre_mel")
+    kapre = frontend(dataclasses.replace(cfg, impl="kapre"), RATE)
+    assert type(kapre.layers[0]) is kapre_mel.KapreMelSpectrogram
+    waves = np.stack([clip(6), clip(7, gain=0.05)])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(kapre(waves)),
+        keras.ops.convert_to_numpy(frontend(cfg, RATE)(waves)),
+        atol=1e-2,
     )
-    out = np.asarray(check_layer(layer, x, tmp_path))
-    assert out.shape[0] == x.shape[0] and np.isfinite(out).all()
 
 
+def test_impl_kapre_without_kapre_is_a_config_error(monkeypatch):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("impl kapre is the TensorFlow backend's")
+    monkeypatch.setitem(sys.modules, "kapre", None)  # as if kapre were not installed
+    monkeypatch.delitem(sys.modules, "birdtpu.layers.kapre_mel", raising=False)
+    with pytest.raises(ConfigError, match="frontend.impl: kapre is not installed"):
+        mel_layer_class("kapre")
+
+
+@pytest.mark.backends
 def test_masks_land_on_their_axis():
     x = np.ones((16, 20, 30, 1), np.float32)
     freq = np.asarray(SpecAugment(1, 5, 1.0, 0, 0, 0.0, seed=1)(x, training=True))
@@ -158,6 +150,7 @@ def test_masks_land_on_their_axis():
     np.testing.assert_array_equal(SpecAugment(2, 5, 1.0, 2, 5, 1.0)(x, training=False), x)
 
 
+@pytest.mark.backends
 def test_masks_differ_per_example_and_follow_their_probability():
     x = np.ones((256, 20, 30, 1), np.float32)
     out = np.asarray(SpecAugment(1, 8, 0.5, 0, 0, 0.0, seed=2)(x, training=True))

@@ -27,6 +27,7 @@ from birdtpu import __version__
 from birdtpu import kaggle as bk
 from birdtpu.cli import build_parser
 from birdtpu.errors import BirdtpuError
+from birdtpu.kaggle.requirements import _installed
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "kernels"
@@ -110,7 +111,7 @@ def test_code_dataset_holds_the_wheel_recipes_and_valid_metadata(code_dataset):
     with zipfile.ZipFile(code_dataset / wheels[0]) as zf:
         names = set(zf.namelist())
         entry_points = zf.read(f"birdtpu-{__version__}.dist-info/entry_points.txt").decode()
-    assert {"birdtpu/cli.py", "birdtpu/kaggle.py", "birdtpu/commands/kaggle.py"} <= names
+    assert {"birdtpu/cli.py", "birdtpu/kaggle/__init__.py", "birdtpu/commands/kaggle.py"} <= names
     assert "birdtpu = birdtpu.cli:main" in entry_points
     assert not any("__pycache__" in n or n.startswith(("tests/", "kernels/")) for n in names)
     recipes = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
@@ -221,12 +222,12 @@ def test_missing_requirements_reads_installed_metadata(tmp_path, monkeypatch):
 
 def test_tensorflow_under_another_name_counts_as_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", [str(tmp_path)])
-    assert not bk._installed("tensorflow")
+    assert not _installed("tensorflow")
     (tmp_path / "tensorflow_tpu-2.17.0.dist-info").mkdir()
     (tmp_path / "tensorflow_tpu-2.17.0.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: tensorflow-tpu\nVersion: 2.17.0\n"
     )
-    assert bk._installed("tensorflow") and not bk._installed("keras")
+    assert _installed("tensorflow") and not _installed("keras")
 
 
 # ---------------------------------------------------------------- kernels and archives

@@ -156,6 +156,7 @@ REPORT = """
 import json as _json
 print("REPORT " + _json.dumps({"birdtpu": birdtpu.__file__, "recipe": RECIPE, "root": cfg.data.root,
                                "run_dir": cfg.run_dir, "model": cfg.infer.model,
+                               "backend": cfg.runtime.backend, "device": cfg.runtime.device,
                                "submission": cfg.infer.submission, "sets": SETS}))
 """
 
@@ -202,6 +203,8 @@ def test_install_and_config_cells_run_offline(tmp_path, code_dataset, slug):
     assert not out.exists()  # the config cell only loads; nothing ran
     if slug != "pretrain-xc-tpu":
         assert report["root"] == str(data)
+    if KERNELS[slug]["tpu"]:  # JAX drives a TPU; here, without one, the CPU
+        assert (report["backend"], report["device"]) == ("jax", "auto")
     if slug == "birdclef24-infer-cpu":
         name = Path(report["run_dir"]).name
         assert report["model"] == f"{models}/{name}/model.keras"

@@ -302,7 +302,7 @@ def test_file_level_max_and_mean():
 def test_file_level_rejects_bad_row_ids(bad_id):
     df = frame([[0.1], [0.2]], ["a"], ["s_5", bad_id])
     with pytest.raises(
-        DataError, match=f"oof.csv: row_id '{bad_id}' is not <soundscape>_<end second>"
+        DataError, match=f"oof.csv: row id '{bad_id}' is not <recording>_<end second>"
     ):
         M.file_level(df, "max", "oof.csv")
 
@@ -318,7 +318,7 @@ def test_read_table_errors(tmp_path):
         M.read_table(str(tmp_path / "empty.csv"))
 
 
-# ----------------------------------------------------------------- Keras metrics, one device
+# ----------------------------------------------------------------- Keras metrics, both backends
 
 KERAS_TOL = 1e-6  # float32 state and arithmetic (TPUs have no float64) against float64 NumPy
 
@@ -342,6 +342,7 @@ def float32_case(seed, n=203, c=11):
     return y, s
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("make, reference", keras_cases())
 def test_keras_metric_in_batches_equals_numpy(make, reference):
     y, s = float32_case(1)
@@ -354,6 +355,7 @@ def test_keras_metric_in_batches_equals_numpy(make, reference):
     assert float(metric.result()) == pytest.approx(reference(y[:50], s[:50]), abs=KERAS_TOL)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("make, reference", keras_cases())
 def test_keras_metric_zero_weight_rows_are_ignored(make, reference):
     y, s = float32_case(2)
@@ -365,6 +367,7 @@ def test_keras_metric_zero_weight_rows_are_ignored(make, reference):
     assert float(metric.result()) == pytest.approx(reference(y[keep], s[keep]), abs=KERAS_TOL)
 
 
+@pytest.mark.backends
 def test_score_buffer_overflow_is_nan_not_silent():
     y, s = float32_case(3, n=40)
     metric = S.MacroROCAUC(y.shape[1], capacity=32)
@@ -374,6 +377,7 @@ def test_score_buffer_overflow_is_nan_not_silent():
     assert np.isnan(float(metric.result()))
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("make, _", keras_cases())
 def test_keras_metric_serializes(make, _):
     metric = make(7)
@@ -382,6 +386,7 @@ def test_keras_metric_serializes(make, _):
     assert keras.saving.get_registered_name(type(metric)).startswith("birdtpu>")
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("jit", [False, True])
 def test_keras_metrics_in_compile_and_evaluate(jit):
     y, s = float32_case(4)
@@ -396,3 +401,24 @@ def test_keras_metrics_in_compile_and_evaluate(jit):
     assert logs["macro_roc_auc"] == pytest.approx(M.macro_roc_auc(y, s), abs=KERAS_TOL)
     assert logs["padded_cmap"] == pytest.approx(M.padded_cmap(y, s), abs=KERAS_TOL)
     assert logs["lwlrap"] == pytest.approx(M.lwlrap(y, s), abs=KERAS_TOL)
+
+
+@pytest.mark.backends
+def test_keras_metrics_under_jax_data_parallel():
+    """Under JAX DataParallel a metric sees the global batch: one buffer segment, same numbers."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("DataParallel over host devices is the JAX backend's")
+    import jax
+
+    devices = jax.devices("cpu")
+    if len(devices) < 2:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2")
+    y, s = float32_case(5, n=192)
+    c = y.shape[1]
+    with keras.distribution.DataParallel(devices=devices[:2]).scope():
+        metrics = [S.MacroROCAUC(c, capacity=256), S.MacroPRAUC(c, capacity=256), S.LWLRAP(c)]
+        model = keras.Sequential([keras.Input((c,)), keras.layers.Identity()])
+        model.compile(loss="binary_crossentropy", jit_compile=True, metrics=metrics)
+        logs = model.evaluate(s, y, batch_size=32, return_dict=True, verbose=0)
+    for name in ("macro_roc_auc", "macro_pr_auc", "lwlrap"):
+        assert logs[name] == pytest.approx(M.METRICS[name](y, s), abs=KERAS_TOL), name

@@ -73,6 +73,10 @@ def _worker() -> dict:
 
 @pytest.mark.slow
 def test_keras_metrics_across_two_replicas_equal_numpy():
+    import keras  # here, as in _worker: the script's devices are set before TensorFlow starts
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute replicas are the TensorFlow backend's")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run(

@@ -10,14 +10,8 @@ from conftest import REAL_CLIPS, tiny_overrides
 
 from birdtpu.config import AugmentConfig, ShardConfig, load_config
 from birdtpu.data.audio import load_audio
-from birdtpu.data.pipeline import (
-    box_crop,
-    build_dataset,
-    build_file_dataset,
-    crop_or_pad,
-    reweight_secondary,
-    trim_bounds,
-)
+from birdtpu.data.crops import crop_start, pad_to, reweight_secondary, trim_bounds
+from birdtpu.data.pipeline import build_dataset, build_file_dataset
 from birdtpu.data.prepare import ensure_shards
 from birdtpu.data.shards import build_shards, shard_paths
 from birdtpu.errors import DataError
@@ -45,36 +39,16 @@ def first(dataset, n=1):
 
 def test_crop_and_pad_policies_are_static_and_keep_the_audio():
     wave = tf.range(1, 11, dtype=tf.float32)
-    assert crop_or_pad(wave, 4).numpy().tolist() == [1, 2, 3, 4]
-    assert crop_or_pad(wave[:3], 5).numpy().tolist() == [1, 2, 3, 0, 0]
-    assert crop_or_pad(wave[:3], 7, pad="repeat").numpy().tolist() == [1, 2, 3, 1, 2, 3, 1]
+    assert pad_to(wave[:3], 5).numpy().tolist() == [1, 2, 3, 0, 0]
+    assert pad_to(wave[:3], 7, "repeat").numpy().tolist() == [1, 2, 3, 1, 2, 3, 1]
+    assert int(crop_start(10, 4, "start", None)) == 0
     starts, offsets = set(), set()
     for i in range(30):
-        crop = crop_or_pad(wave, 4, "random", seed=[i, 0]).numpy()
-        assert crop.shape == (4,) and np.all(np.diff(crop) == 1)
-        starts.add(crop[0])
-        padded = crop_or_pad(wave[:3], 6, "random", "random", seed=[i, 1]).numpy()
+        starts.add(int(crop_start(10, 4, "random", tf.constant([i, 0]))))
+        padded = pad_to(wave[:3], 6, "random", seed=[i, 1]).numpy()
         assert padded.shape == (6,) and padded[padded > 0].tolist() == [1, 2, 3]
         offsets.add(int(np.argmax(padded > 0)))
-    assert starts == set(range(1, 8)) and offsets == {0, 1, 2, 3}
-
-
-def test_box_crop_centres_on_the_box_or_contains_it():
-    wave = tf.range(1000, dtype=tf.float32)  # 100 Hz: sample k is at k / 100 s
-    np.testing.assert_array_equal(box_crop(wave, 100, 4.0, 5.0, 100).numpy(), np.arange(400, 500))
-    np.testing.assert_array_equal(
-        box_crop(wave, 100, 0.0, 0.2, 100).numpy(), np.arange(0, 100)
-    )  # kept inside
-    starts = set()
-    for i in range(40):
-        crop = box_crop(wave, 100, 4.0, 4.5, 100, seed=[i, 2]).numpy()
-        assert crop[0] <= 400 and crop[-1] >= 449  # the whole box is inside the window
-        starts.add(crop[0])
-        inside = box_crop(wave, 100, 2.0, 6.0, 100, seed=[i, 3]).numpy()
-        assert inside[0] >= 200 and inside[-1] < 600  # a box longer than the window holds it
-    assert len(starts) > 10
-    short = box_crop(tf.range(1, 51, dtype=tf.float32), 100, 0.1, 0.2, 100).numpy()
-    assert short.shape == (100,) and short[:50].tolist() == list(range(1, 51))
+    assert starts == set(range(7)) and offsets == {0, 1, 2, 3}
 
 
 def test_trim_matches_librosa_on_a_real_recording():

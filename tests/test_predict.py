@@ -16,7 +16,8 @@ from birdtpu.config import load_config
 from birdtpu.data.audio import write_audio
 from birdtpu.errors import DataError
 from birdtpu.infer import postprocess
-from birdtpu.infer.export import export_model, synthetic_windows
+from birdtpu.infer.export import export_model
+from birdtpu.infer.parity import synthetic_windows
 from birdtpu.infer.predict import predict, score_recording
 from birdtpu.infer.runners import KerasRunner, open_model
 from birdtpu.infer.windows import windows

@@ -62,7 +62,7 @@ def test_a_terminal_gets_a_bar_and_messages_above_it(capsys):
 
 
 def test_shards_use_the_same_progress():
-    from birdtpu.data import shards
+    from birdtpu.data.shards import build as shards
 
     assert shards.Progress is Progress
 

@@ -18,13 +18,13 @@ from birdtpu.data.prepare import ensure_shards, load_catalog
 from birdtpu.data.shards import (
     MANIFEST,
     SCHEMA_VERSION,
-    Progress,
     build_shards,
     parse_example,
     read_manifest,
     shard_paths,
 )
 from birdtpu.errors import DataError
+from birdtpu.progress import Progress
 
 
 def quiet(*_):

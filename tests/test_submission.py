@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from birdtpu.errors import DataError
-from birdtpu.infer.scoring import align_windows, score_against_truth, split_ids
+from birdtpu.infer.scoring import align_windows, score_against_truth
 from birdtpu.infer.submission import (
     like_sample,
     sample_columns,
@@ -94,13 +94,6 @@ def test_a_written_submission_reads_back_at_float32_precision(tmp_path):
     back = pd.read_csv(path)
     assert list(back.columns) == ["row_id", *CLASSES] and back.row_id.tolist() == ["s_5", "s_10"]
     np.testing.assert_allclose(back[CLASSES].to_numpy(), values, rtol=1e-6)
-
-
-def test_ids_split_into_recording_and_end_second():
-    stems, ends = split_ids(pd.Series(["site_a_5", "site_a_7.5"]), "t")
-    assert stems.tolist() == ["site_a", "site_a"] and ends.tolist() == [5.0, 7.5]
-    with pytest.raises(DataError, match="t: row_id 'nounderscore' is not <recording>_<end second>"):
-        split_ids(pd.Series(["nounderscore"]), "t")
 
 
 def test_same_windows_align_row_by_row():

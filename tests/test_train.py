@@ -108,6 +108,7 @@ def _bce(y, p):
     return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize(
     "loss, reference",
     [
@@ -133,6 +134,7 @@ def test_losses_match_their_formulas(loss, reference):
     assert float(fn(Y, P)) == pytest.approx(np.mean(per_row), rel=1e-4)
 
 
+@pytest.mark.backends
 def test_focal_with_gamma_zero_is_cross_entropy():
     focal = make_loss(train_cfg("train.loss=focal_bce", "train.focal_gamma=0"))
     assert float(focal(Y, P)) == pytest.approx(
@@ -140,6 +142,7 @@ def test_focal_with_gamma_zero_is_cross_entropy():
     )
 
 
+@pytest.mark.backends
 def test_optimizers():
     adamw = make_optimizer(train_cfg("train.optimizer=adamw", "train.weight_decay=0.01"), 1e-3)
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.01

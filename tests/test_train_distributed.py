@@ -62,7 +62,10 @@ def _fit(tmp_path, root, replicas: int):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"{replicas} replica(s)" in out.stderr and f"steps/epoch of {GLOBAL_BATCH}" in out.stderr
+    assert (
+        f"over {replicas} cpu device(s)" in out.stderr
+        and f"steps/epoch of {GLOBAL_BATCH}" in out.stderr
+    )
     run = tmp_path / "runs" / name
     return pd.read_csv(run / "history.csv"), pd.read_csv(run / "oof_fold0.csv")
 

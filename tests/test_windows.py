@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from birdtpu.config import load_config
 from birdtpu.errors import ConfigError
 from birdtpu.infer.postprocess import aggregate, smooth
-from birdtpu.infer.windows import format_second, row_ids, window_count, windows
+from birdtpu.infer.windows import window_count, windows
+from birdtpu.rowid import row_ids
 
 
 def ramp(n):
@@ -106,13 +107,6 @@ def test_windows_cover_every_sample_at_its_place(n, rate, seconds, hop_share, co
         assert not row[~inside].any()
         covered[pos[inside]] = True
     assert covered.all()
-
-
-@pytest.mark.parametrize(
-    "value, text", [(5, "5"), (5.0, "5"), (7.5, "7.5"), (240.0, "240"), (2.3333333, "2.333")]
-)
-def test_end_seconds_are_written_as_the_competitions_do(value, text):
-    assert format_second(value) == text
 
 
 def test_smoothing_averages_neighbours_and_renormalises_at_the_ends():

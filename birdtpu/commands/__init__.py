@@ -19,10 +19,14 @@ def add_config_arguments(parser) -> None:
 
 
 def config_from_args(args):
-    """The validated config of --cfg and --set."""
+    """The validated config of --cfg and --set, with its Keras backend set (before any verb
+    imports Keras)."""
+    from birdtpu.backend import activate
     from birdtpu.config import load_config
 
-    return load_config(args.cfg, args.overrides)
+    cfg = load_config(args.cfg, args.overrides)
+    activate(cfg.runtime.backend, cfg.runtime.cpu_replicas)
+    return cfg
 
 
 def log(message: str) -> None:

@@ -1,16 +1,15 @@
 """`birdtpu export`: a trained model as SavedModel or TFLite (float32, int8) for fast CPU inference."""
 
 from birdtpu.commands import add_config_arguments, config_from_args, log
+from birdtpu.infer.files import EXPORT_FORMATS, FRONTENDS
 
 
 def add_arguments(parser) -> None:
-    from birdtpu.infer.export import FORMATS, FRONTENDS
-
     add_config_arguments(parser)
     parser.add_argument(
         "--format",
         required=True,
-        choices=FORMATS,
+        choices=EXPORT_FORMATS,
         help="savedmodel, tflite (float32) or tflite-int8 (dynamic-range int8 weights)",
     )
     parser.add_argument(
@@ -30,7 +29,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     cfg = config_from_args(args)
-    from birdtpu.infer.export import check_windows_for, export_model
+    from birdtpu.infer.export import export_model
+    from birdtpu.infer.parity import check_windows_for
     from birdtpu.infer.predict import model_paths
 
     model_path = args.model or model_paths(cfg)[0]

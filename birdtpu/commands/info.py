@@ -1,6 +1,22 @@
-"""`birdtpu info`: versions, devices, the strategy a run would use, and whether tensorflow-io loads."""
+"""`birdtpu info`: versions, the backend, devices and distribution a run would use and why, and
+whether tensorflow-io loads."""
 
 import platform
+
+PACKAGES = (
+    "tensorflow",
+    "keras",
+    "jax",
+    "jaxlib",
+    "libtpu",
+    "kapre",
+    "numpy",
+    "pandas",
+    "soundfile",
+    "soxr",
+    "wandb",
+    "kaggle",
+)
 
 
 def add_arguments(parser) -> None:
@@ -20,33 +36,33 @@ def tfio_status() -> str:
         return f"does not load ({type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''})"
 
 
+def devices(backend: str) -> str:
+    """The devices the backend sees, in words."""
+    if backend == "jax":
+        import jax
+
+        return ", ".join(f"{d.platform}:{d.id}" for d in jax.devices())
+    import tensorflow as tf
+
+    return ", ".join(f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices())
+
+
 def run(args) -> int:
-    from birdtpu import __version__, package_version, runtime
+    from birdtpu import __version__, backend, package_version, runtime
     from birdtpu.commands import config_from_args
 
     cfg = config_from_args(args)
-    import tensorflow as tf
-
+    name, why = backend.chosen()
     lines = [f"birdtpu {__version__}, Python {platform.python_version()} on {platform.machine()}"]
-    for pkg in (
-        "tensorflow",
-        "keras",
-        "kapre",
-        "numpy",
-        "pandas",
-        "soundfile",
-        "soxr",
-        "wandb",
-        "kaggle",
-    ):
+    for pkg in PACKAGES:
         lines.append(f"  {pkg:<12} {package_version(pkg)}")
     lines.append(f"  tensorflow-io {tfio_status()}")
     run = runtime.setup(cfg.runtime)
-    devices = ", ".join(f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices())
-    lines.append(f"devices: {devices}")
+    lines.append(f"backend: {name} ({why})")
+    lines.append(f"devices: {devices(name)}")
     lines.append(
-        f"strategy: {type(run.strategy).__name__} on {run.device}, {run.replicas} replica(s), "
-        f"precision {run.precision}, XLA by default: {run.jit_default}"
+        f"distribution: {run.distribution}, precision {run.precision}, "
+        f"XLA by default: {run.jit_default}"
     )
     print("\n".join(lines))
     return 0

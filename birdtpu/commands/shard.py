@@ -23,9 +23,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from birdtpu.data.catalog import skip_summary
-    from birdtpu.data.prepare import ensure_shards
 
     cfg = config_from_args(args)
+    from birdtpu.data.prepare import ensure_shards
+
     manifest = ensure_shards(cfg, log, rebuild=args.rebuild, repair=True, verify=args.verify)
     skipped = manifest["skipped"]
     print(

@@ -10,8 +10,8 @@ Each export gets a sidecar of its name with `.json` (`model_fp32.json`, ...): th
 length, the source `.keras` file, and how far the export's outputs are from the Keras model's on
 sample windows (largest absolute difference, share of windows with the same top class).
 
-The mel frontend: training computes it with kapre, whose complex transpose TFLite cannot run.
-Exports use `MelSpectrogramTflite`, the same arithmetic in an order TFLite converts. A TFLite
+The mel frontend: exports use `MelSpectrogramTflite`, the numbers of the model's `keras.ops`
+mel layer (or of kapre's, `frontend.impl: kapre`) through `tf.signal`, which TFLite converts. A TFLite
 export keeps the frontend out of the file by default (`frontend="host"`): the sidecar holds it
 and the runner computes the images on the host (`hostmel.py`: scipy's FFT, then the frontend's
 own layers), several times faster than TFLite's FFT; `frontend="tflite"` puts it inside, for a
@@ -30,11 +30,11 @@ import tensorflow as tf
 
 from birdtpu import fs
 from birdtpu.errors import DataError
+from birdtpu.infer.files import EXPORT_FORMATS, FRONTENDS, default_path, export_sidecar
+from birdtpu.infer.parity import compare, synthetic_windows
+from birdtpu.infer.runners import KerasRunner, load_model, open_model
+from birdtpu.layers.augment import WaveAugment
 from birdtpu.layers.frontend import MelSpectrogram, MelSpectrogramTflite, SpecAugment
-
-FORMATS = ("savedmodel", "tflite", "tflite-int8")
-SUFFIXES = {"savedmodel": "_savedmodel", "tflite": "_fp32.tflite", "tflite-int8": "_int8.tflite"}
-FRONTENDS = ("host", "tflite")
 
 
 def _frontend_layer(model: keras.Model):
@@ -47,10 +47,23 @@ def _frontend_layer(model: keras.Model):
     raise DataError(f"{model.name}: no mel frontend (a Sequential with a MelSpectrogram) to export")
 
 
-def split_frontend(model: keras.Model) -> tuple[keras.Sequential, keras.Model]:
-    """(inference frontend: waveform -> image, rest: image -> probabilities) of a `fit` model.
+def reads_waveform_beside(model: keras.Model, front) -> bool:
+    """Whether a layer other than the front end reads the waveform (the Freesound 2019 model's
+    global features do), so the rest of the model needs it beside the image."""
+    wave = model.inputs[0]
+    return any(
+        any(t is wave for t in keras.tree.flatten(layer.input))
+        for layer in model.layers
+        if layer is not front and not isinstance(layer, keras.layers.InputLayer)
+    )
 
-    The frontend drops SpecAugment (identity at inference) and uses MelSpectrogramTflite.
+
+def split_frontend(model: keras.Model) -> tuple[keras.Sequential, keras.Model]:
+    """(inference frontend: waveform -> image, rest: image -> probabilities) of a `fit` model;
+    the rest takes [image, waveform] where it also reads the waveform (`reads_waveform_beside`).
+
+    The frontend drops SpecAugment and WaveAugment (identity at inference) and uses
+    MelSpectrogramTflite.
     """
     if len(model.inputs) != 1:
         raise DataError(
@@ -61,31 +74,26 @@ def split_frontend(model: keras.Model) -> tuple[keras.Sequential, keras.Model]:
     layers = [
         MelSpectrogramTflite.from_config(x.get_config()) if isinstance(x, MelSpectrogram) else x
         for x in front.layers
-        if not isinstance(x, SpecAugment)
+        if not isinstance(x, (SpecAugment, WaveAugment))
     ]
     samples = model.inputs[0].shape[1]
     frontend = keras.Sequential(
         [keras.Input((samples,), name="waveform"), *layers], name="frontend"
     )
-    return frontend, keras.Model(front.output, model.output, name=f"{model.name}_from_image")
+    inputs = (
+        [front.output, model.inputs[0]] if reads_waveform_beside(model, front) else front.output
+    )
+    return frontend, keras.Model(inputs, model.output, name=f"{model.name}_from_image")
 
 
 def inference_model(model: keras.Model) -> keras.Model:
     """Waveform -> probabilities with the weights of `model` and the exportable frontend."""
     frontend, rest = split_frontend(model)
     wave = keras.Input(frontend.input_shape[1:], name="waveform")
-    return keras.Model(wave, rest(frontend(wave)), name=model.name)
-
-
-def default_path(model_path: str, fmt: str) -> str:
-    """Where `fmt` goes next to `model_path` (model.keras -> model_fp32.tflite, ...)."""
-    stem = model_path[: -len(".keras")] if model_path.endswith(".keras") else model_path
-    return stem + SUFFIXES[fmt]
-
-
-def _sidecar(out: str) -> str:
-    stem = out.rstrip("/")
-    return (stem[: -len(".tflite")] if stem.endswith(".tflite") else stem) + ".json"
+    image = frontend(wave)
+    return keras.Model(
+        wave, rest([image, wave] if len(rest.inputs) == 2 else image), name=model.name
+    )
 
 
 def _save_savedmodel(model: keras.Model, out: str) -> None:
@@ -117,56 +125,6 @@ def _tflite_bytes(model: keras.Model, int8: bool) -> bytes:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def compare(reference, runner, waves: np.ndarray) -> dict:
-    """Largest absolute difference and top-class agreement of two runners on the same windows."""
-    a, b = reference(waves), runner(waves)
-    return {
-        "check_windows": len(waves),
-        "max_abs_diff": float(np.abs(a - b).max()),
-        "top1_agreement": float(np.mean(a.argmax(1) == b.argmax(1))),
-    }
-
-
-def synthetic_windows(samples: int, sample_rate: int, n: int = 8, seed: int = 0) -> np.ndarray:
-    """`n` seeded windows of noise with a rising tone each, for checks where no audio is at hand."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(samples) / sample_rate
-    out = np.empty((n, samples), np.float32)
-    for i in range(n):
-        f0 = rng.uniform(500, 0.3 * sample_rate)
-        tone = np.sin(2 * np.pi * (f0 + 0.05 * f0 * t / t[-1]) * t)
-        out[i] = 0.3 * tone * (np.sin(np.pi * t / t[-1]) ** 2) + 0.05 * rng.standard_normal(samples)
-    return out
-
-
-def check_windows_for(cfg, model_path: str, log=print, n: int = 32) -> np.ndarray:
-    """Up to `n` clip-length windows of the dataset's soundscapes at the model's rate (synthetic
-    windows where there are none), for comparing an export with its Keras model."""
-    from birdtpu.data.audio import AudioError
-    from birdtpu.fs import join
-    from birdtpu.infer.predict import decode, list_recordings
-    from birdtpu.infer.runners import read_meta
-    from birdtpu.infer.windows import windows
-
-    meta = read_meta(model_path)
-    rate, clip = int(meta["sample_rate"]), float(meta["clip_seconds"])
-    folder = join(cfg.data.root, cfg.data.soundscape_dir)
-    found: list[np.ndarray] = []
-    for path in list_recordings(folder) if fs.exists(folder) else []:
-        try:
-            wave = decode(path, [rate])[rate]
-        except AudioError:
-            continue
-        found.extend(windows(wave, rate, clip)[0][: n - len(found)])
-        if len(found) >= n:
-            break
-    if found:
-        log(f"export: checking on {len(found)} windows of {folder}")
-        return np.nan_to_num(np.stack(found))
-    log(f"export: no recordings in {folder}; checking on synthetic windows")
-    return synthetic_windows(int(round(clip * rate)), rate)
-
-
 def export_model(
     model_path: str,
     fmt: str,
@@ -182,10 +140,8 @@ def export_model(
     `check`: windows (n, samples) to compare on (default: synthetic ones). Returns the sidecar
     written next to the export, with `path` added.
     """
-    from birdtpu.infer.runners import KerasRunner, load_model, open_model
-
-    if fmt not in FORMATS:
-        raise DataError(f"export format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise DataError(f"export format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
     if frontend not in FRONTENDS:
         raise DataError(f"export frontend {frontend!r} is not one of {', '.join(FRONTENDS)}")
     model, meta = load_model(model_path)
@@ -203,19 +159,25 @@ def export_model(
     if fmt == "savedmodel":
         _save_savedmodel(inference_model(model), out)
     else:
+        front, rest = split_frontend(model)
+        if frontend == "host" and len(rest.inputs) == 2:
+            log(
+                f"export: {model_path} reads the waveform beside its mel image (global "
+                "features): the mel front end goes inside the TFLite file"
+            )
+            frontend = "tflite"
         if frontend == "host":
-            front, rest = split_frontend(model)
             side["frontend"] = keras.saving.serialize_keras_object(front)
             data = _tflite_bytes(rest, fmt == "tflite-int8")
         else:
             data = _tflite_bytes(inference_model(model), fmt == "tflite-int8")
         fs.atomic_write_bytes(out, data)
-    fs.write_json(_sidecar(out), side)
+    fs.write_json(export_sidecar(out), side)
     if check is None:
         check = synthetic_windows(samples, meta["sample_rate"])
     reference = KerasRunner(model_path, batch_size, model=model, meta=meta)
     side.update(compare(reference, open_model(out, batch_size, threads), check))
-    fs.write_json(_sidecar(out), side)
+    fs.write_json(export_sidecar(out), side)
     where = "on the host" if side["frontend"] else "in the file"
     log(
         f"export: {out} ({fmt}, mel frontend {where}): largest difference to {model_path} "

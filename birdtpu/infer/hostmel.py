@@ -48,7 +48,8 @@ class HostFrontend:
         """|STFT| (n, frames, freq) as `MelSpectrogramTflite.stft_magnitude` computes it."""
         m = self.mel
         pad = m.n_fft // 2
-        x = np.pad(np.asarray(waves, np.float32), ((0, 0), (pad, pad)))
+        start = (m.n_fft - m.win_length) // 2  # where the window sits in each centred frame
+        x = np.pad(np.asarray(waves, np.float32), ((0, 0), (pad, pad)))[:, start:]
         frames = np.lib.stride_tricks.sliding_window_view(x, m.win_length, axis=1)[
             :, :: m.hop_length
         ][:, : m.frames]

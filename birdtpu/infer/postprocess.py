@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from birdtpu.errors import ConfigError
+from birdtpu.ensemble import apply_stacker, load_stacker
 
 
 def smooth(probs: np.ndarray, weights: list[float]) -> np.ndarray:
@@ -40,11 +40,7 @@ def mean_blend(preds: list[np.ndarray]) -> np.ndarray:
 
 
 def load_blender(path: str):
-    """The stacker saved at `path`, through birdtpu.ensemble (ConfigError where it is not there)."""
-    try:
-        from birdtpu.ensemble import apply_stacker, load_stacker
-    except ImportError as err:
-        raise ConfigError(f"infer.stacker: needs birdtpu.ensemble ({err})") from None
+    """The stacker saved at `path` as a function of the models' tables -> the blended table."""
     model = load_stacker(path)
     return lambda tables: apply_stacker(model, tables)
 

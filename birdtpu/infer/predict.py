@@ -18,88 +18,28 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
-from birdtpu import fs
-from birdtpu.data.audio import (
-    AUDIO_EXTENSIONS,
-    AudioError,
-    container_problem,
-    load_audio,
-)
+from birdtpu import fs, rowid
+from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.infer import postprocess
-from birdtpu.infer.runners import KerasRunner, load_model, open_model  # noqa: F401  (load_model: public)
-from birdtpu.infer.submission import like_sample, validate_submission, write_submission  # noqa: F401
-from birdtpu.infer.windows import row_ids, window_ends, windows
+from birdtpu.infer.parity import check_export
+from birdtpu.infer.recordings import decoded, list_recordings
+from birdtpu.infer.runners import open_model
+from birdtpu.infer.scoring import score_against_truth
+from birdtpu.infer.submission import like_sample, write_submission
+from birdtpu.infer.windows import context_seconds, window_ends, windows
 from birdtpu.progress import Progress
-
-FLOAT_TOLERANCE = 1e-3  # a float32 export further than this from its Keras model is refused
-
-
-def list_recordings(folder: str) -> list[str]:
-    """Audio files directly in `folder`, sorted."""
-    import tensorflow as tf
-
-    if not fs.exists(folder):
-        raise DataError(f"{folder}: soundscape folder not found")
-    names = sorted(n for n in tf.io.gfile.listdir(folder) if n.lower().endswith(AUDIO_EXTENSIONS))
-    return [join(folder, n) for n in names]
 
 
 def model_paths(cfg) -> list[str]:
     """The models of `infer.model` (comma-separated), or the run's model.keras."""
     paths = [p.strip() for p in cfg.infer.model.split(",") if p.strip()]
     return paths or [join(cfg.run_dir, "model.keras")]
-
-
-def decode(path: str, rates: list[int]) -> dict[int, np.ndarray]:
-    """{rate: mono float32 wave} of `path`; AudioError where it is unreadable or has no samples."""
-    out = {}
-    for rate in rates:
-        wave, _ = load_audio(path, rate, check=False)
-        if wave.size == 0:
-            raise AudioError(path, container_problem(path) or "empty (no samples)")
-        out[rate] = wave
-    return out
-
-
-def _decoded(paths: list[str], rates: list[int], ahead: int = 2):
-    """(path, (waves or the AudioError, why it is cut short or None)) in order, decoding up to
-    `ahead` files in a background thread."""
-
-    def job(path):
-        try:
-            return decode(path, rates), container_problem(path)
-        except AudioError as err:
-            return err, None
-
-    with ThreadPoolExecutor(1) as pool:
-        queue = deque((p, pool.submit(job, p)) for p in paths[:ahead])
-        rest = iter(paths[ahead:])
-        while queue:
-            path, future = queue.popleft()
-            nxt = next(rest, None)
-            if nxt is not None:
-                queue.append((nxt, pool.submit(job, nxt)))
-            yield path, future.result()
-
-
-def context_seconds(runner, window_seconds: float) -> float:
-    """Seconds of neighbouring audio on each side that fill the model's clip around a window."""
-    rate = runner.meta["sample_rate"]
-    extra = runner.samples - int(round(window_seconds * rate))
-    if extra < 0:
-        raise DataError(
-            f"{runner.path}: its clip ({runner.meta['clip_seconds']} s) is shorter than "
-            f"infer.window_seconds ({window_seconds} s)"
-        )
-    return extra / (2 * rate)
 
 
 def score_recording(
@@ -115,47 +55,6 @@ def score_recording(
         batch, ends = windows(wave, rate, window, hop or None, context, shift)
         scores.append(runner(batch))
     return np.mean(scores, axis=0, dtype=np.float64).astype(np.float32), ends
-
-
-def check_export(runner, wave: np.ndarray, infer, log=print) -> dict | None:
-    """Compare an export with the Keras model it came from on the first windows of `wave`.
-
-    Returns the comparison (None for a Keras model, with `check_windows` 0, or where the Keras
-    model is not at hand); DataError where a float32 export differs by more than FLOAT_TOLERANCE.
-    """
-    from birdtpu.infer.export import compare
-
-    if runner.format == "keras" or not infer.check_windows:
-        return None
-    source = runner.meta.get("source") or ""
-    ref_path = (
-        source
-        if not source or fs.is_remote(source) or os.path.isabs(source)
-        else join(os.path.dirname(runner.path.rstrip("/")) or ".", source)
-    )
-    if not ref_path or not fs.exists(ref_path):
-        log(
-            f"predict: {runner.path} not checked: its Keras model {ref_path or '(not recorded)'} is not there"
-        )
-        return None
-    batch, _ = windows(
-        wave,
-        runner.meta["sample_rate"],
-        infer.window_seconds,
-        infer.hop_seconds or None,
-        context_seconds(runner, infer.window_seconds),
-    )
-    result = compare(KerasRunner(ref_path, infer.batch_size), runner, batch[: infer.check_windows])
-    log(
-        f"predict: {runner.path} vs {ref_path} on {result['check_windows']} window(s): largest difference "
-        f"{result['max_abs_diff']:.2e}, same top class on {result['top1_agreement']:.0%}"
-    )
-    if runner.meta.get("format") != "tflite-int8" and result["max_abs_diff"] > FLOAT_TOLERANCE:
-        raise DataError(
-            f"{runner.path}: differs from {ref_path} by {result['max_abs_diff']:.2e} "
-            f"(over {FLOAT_TOLERANCE}); export it again with `birdtpu export`"
-        )
-    return result
 
 
 def _classes(runners) -> list[str]:
@@ -184,7 +83,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
     ids, expected, parts, skipped, partial, checks = [], [], [], [], [], {}
     started, n_windows = time.time(), 0
     progress = Progress(len(paths), log, name="predict", unit="recordings")
-    for path, (waves, problem) in _decoded(paths, rates):
+    for path, (waves, problem) in decoded(paths, rates):
         if isinstance(waves, AudioError):
             skipped.append({"file": path, "reason": waves.reason})
             progress.message(f"predict: skip {path}: {waves.reason}")
@@ -211,7 +110,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
         grid = window_ends(
             len(waves[rates[0]]), rates[0], infer.window_seconds, infer.hop_seconds or None
         )
-        rows = row_ids(stem, grid)
+        rows = rowid.row_ids(stem, grid)
         expected.extend([stem] if infer.aggregate != "none" else rows)
         preds = []
         for r, idx in zip(runners, order):
@@ -300,8 +199,6 @@ def predict(cfg, log=print) -> dict:
     }
     truth_path = join(cfg.data.root, "soundscape_labels.csv")
     if fs.exists(truth_path):
-        from birdtpu.infer.scoring import score_against_truth
-
         summary.update(score_against_truth(result["table"], truth_path, classes, inf, log))
     log(
         f"predict: {summary['windows']} windows of {summary['files']} recordings "

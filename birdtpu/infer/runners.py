@@ -14,53 +14,16 @@ computes it on the host (`hostmel.py`) and feeds the interpreter images.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from birdtpu import fs, saving
 from birdtpu.errors import DataError
-from birdtpu.fs import join
-
-
-def model_format(path: str) -> str:
-    """keras, savedmodel or tflite, from the extension or the folder's contents."""
-    if path.endswith(".keras"):
-        return "keras"
-    if path.endswith(".tflite"):
-        return "tflite"
-    if fs.exists(join(path, "saved_model.pb")):
-        return "savedmodel"
-    raise DataError(
-        f"{path}: not a model (expected a .keras file, a .tflite file or a SavedModel folder)"
-    )
-
-
-def sidecar_path(path: str) -> str:
-    """The export's own `<stem>.json` where it exists, else `model.json` in the model's folder."""
-    stem = path.rstrip("/")
-    for ext in (".keras", ".tflite"):
-        if stem.endswith(ext):
-            stem = stem[: -len(ext)]
-    own = stem + ".json"
-    if fs.exists(own):
-        return own
-    return join(os.path.dirname(path.rstrip("/")) or ".", "model.json")
-
-
-def read_meta(path: str) -> dict:
-    """The model's sidecar (classes, sample_rate, clip_seconds, and for exports their settings)."""
-    if not fs.exists(path):
-        raise DataError(f"{path}: model not found (run `birdtpu fit` first, or set infer.model)")
-    meta_path = sidecar_path(path)
-    if not fs.exists(meta_path):
-        raise DataError(f"{meta_path}: model metadata not found next to the model")
-    meta = fs.read_json(meta_path)
-    missing = [k for k in ("classes", "sample_rate", "clip_seconds") if k not in meta]
-    if missing:
-        raise DataError(f"{meta_path}: missing {', '.join(missing)}")
-    return meta
+from birdtpu.infer.files import model_format, read_meta
+from birdtpu.infer.hostmel import HostFrontend
 
 
 def load_model(path: str):
@@ -104,11 +67,17 @@ class Runner:
         raise NotImplementedError
 
 
-def _graph(fn, shape):
-    """`fn` traced once for batches of any size."""
-    import tensorflow as tf
-
-    return tf.function(fn, input_signature=[tf.TensorSpec([None, *shape], tf.float32)])
+def _inference(model: keras.Model, samples: int):
+    """`model` in inference mode as one compiled function of (batch, samples) float32 NumPy ->
+    NumPy: a tf.function traced once for any batch size on the TensorFlow backend, Keras'
+    compiled predict step on the others."""
+    if keras.backend.backend() == "tensorflow":
+        fn = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, samples], tf.float32)],
+        )
+        return lambda batch: fn(batch).numpy()
+    return lambda batch: np.asarray(model.predict_on_batch(batch))
 
 
 class KerasRunner(Runner):
@@ -125,10 +94,10 @@ class KerasRunner(Runner):
             )
         super().__init__(path, meta, model.inputs[0].shape[1], batch_size)
         self.model = model
-        self._fn = _graph(lambda x: model(x, training=False), (self.samples,))
+        self._fn = _inference(model, self.samples)
 
     def _run(self, batch):
-        return self._fn(batch).numpy()
+        return self._fn(batch)
 
 
 class SavedModelRunner(Runner):
@@ -137,8 +106,6 @@ class SavedModelRunner(Runner):
     format = "savedmodel"
 
     def __init__(self, path: str, batch_size: int = 64):
-        import tensorflow as tf
-
         meta = read_meta(path)
         saving.import_keras_modules()
         self.obj = tf.saved_model.load(path)
@@ -174,8 +141,6 @@ class TFLiteRunner(Runner):
     format = "tflite"
 
     def __init__(self, path: str, batch_size: int = 64, threads: int = 0):
-        import tensorflow as tf
-
         meta = read_meta(path)
         workers = threads or fs.cores()
         try:
@@ -195,8 +160,6 @@ class TFLiteRunner(Runner):
         self._frontend = None
         samples = int(shape[-1])
         if meta.get("frontend"):
-            from birdtpu.infer.hostmel import HostFrontend
-
             saving.import_keras_modules()
             self._frontend = HostFrontend(meta["frontend"])
             samples = int(meta["input_shape"][-1])

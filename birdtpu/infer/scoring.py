@@ -12,26 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from birdtpu import rowid
 from birdtpu.errors import DataError
 from birdtpu.metrics import ROW_ID, file_level, macro_roc_auc, read_table
-
-
-def split_ids(ids: pd.Series, name: str) -> tuple[pd.Series, np.ndarray]:
-    """(recording stems, end seconds) of ids `<stem>_<end second>`; DataError naming `name`."""
-    parts = ids.astype(str).str.rsplit("_", n=1)
-    ends = pd.to_numeric(parts.str[1], errors="coerce")
-    bad = ends.isna() | (parts.str.len() != 2)
-    if bad.any():
-        raise DataError(f"{name}: {ROW_ID} {ids[bad].iloc[0]!r} is not <recording>_<end second>")
-    return parts.str[0], ends.to_numpy(np.float64)
 
 
 def align_windows(
     truth: pd.DataFrame, pred: pd.DataFrame, classes: list[str], window: float, name: str = "truth"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(truth, score) rows for the truth rows of predicted recordings that some window overlaps."""
-    t_stem, t_end = split_ids(truth[ROW_ID], name)
-    p_stem, p_end = split_ids(pred[ROW_ID], "predictions")
+    t_stem, t_end = rowid.split(truth[ROW_ID], name)
+    p_stem, p_end = rowid.split(pred[ROW_ID], "predictions")
     t_val, p_val = truth[classes].to_numpy(np.float64), pred[classes].to_numpy(np.float64)
     y, s = [], []
     for stem in pd.unique(t_stem[t_stem.isin(set(p_stem))]):

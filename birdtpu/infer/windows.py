@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from birdtpu.errors import DataError
+
 
 def window_count(num_samples: int, size: int, hop: int) -> int:
     """Windows of `size` samples every `hop` samples needed to cover `num_samples` (at least one)."""
@@ -63,13 +65,13 @@ def windows(
     )
 
 
-def format_second(value: float) -> str:
-    """An end second as the competitions write it: `5`, not `5.0`; `7.5` where it is not whole."""
-    if abs(value - round(value)) < 1e-6:
-        return str(int(round(value)))
-    return f"{value:.3f}".rstrip("0")
-
-
-def row_ids(stem: str, ends: list[float]) -> list[str]:
-    """Row ids `<recording stem>_<end second>`."""
-    return [f"{stem}_{format_second(e)}" for e in ends]
+def context_seconds(runner, window_seconds: float) -> float:
+    """Seconds of neighbouring audio on each side that fill the model's clip around a window."""
+    rate = runner.meta["sample_rate"]
+    extra = runner.samples - int(round(window_seconds * rate))
+    if extra < 0:
+        raise DataError(
+            f"{runner.path}: its clip ({runner.meta['clip_seconds']} s) is shorter than "
+            f"infer.window_seconds ({window_seconds} s)"
+        )
+    return extra / (2 * rate)

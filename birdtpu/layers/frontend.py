@@ -1,7 +1,10 @@
-"""The model's front: waveform -> mel power (kapre) -> per-example dB -> per-example normalisation
--> SpecAugment masks (training only) -> image for an ImageNet backbone.
+"""The model's front: (waveform noise and gain, training only, where they run in the model) ->
+mel power -> per-example dB -> per-example normalisation -> SpecAugment masks (training only) ->
+image for an ImageNet backbone.
 
-`frontend(cfg, sample_rate, augment)` builds it as one Sequential from the config.
+`frontend(cfg, sample_rate, augment)` builds it as one Sequential from the config; its mel layer
+is `MelSpectrogram` (birdtpu.layers.mel, both backends) or, with `impl: kapre`,
+`KapreMelSpectrogram` (birdtpu.layers.kapre_mel, TensorFlow backend, the [kapre] extra).
 
 All layers run in float32 (also under a mixed-precision policy), have static shapes and no
 Python control flow on tensor values, so they compile with XLA as on a TPU. Nothing depends on
@@ -10,140 +13,26 @@ the other clips of a batch: every max, mean and floor is taken per example.
 
 from __future__ import annotations
 
+import importlib
+
 import keras
-import tensorflow as tf
-from kapre import STFT, ApplyFilterbank, Magnitude
 from keras import ops
 
+from birdtpu.errors import ConfigError
+from birdtpu.layers.augment import WaveAugment
+from birdtpu.layers.mel import MelSpectrogram, MelSpectrogramTflite
 from birdtpu.saving import register
 
-
-@register
-class MelSpectrogram(keras.layers.Layer):
-    """(batch, samples) waveform -> (batch, n_mels, frames, 1) mel spectrogram of |STFT|^power.
-
-    kapre STFT (Hann window), magnitude and mel filterbank (librosa's, Slaney-normalised; Slaney or
-    HTK mel scale), as `librosa.feature.melspectrogram(center=True, pad_mode="constant")`: frames
-    are centred with n_fft // 2 zeros each side and the first `frames` are kept.
-    hop = samples // (frames - 1) when hop_length is 0. power 2: power, 1: magnitude.
-    """
-
-    def __init__(
-        self,
-        samples: int,
-        sample_rate: int,
-        frames: int = 384,
-        n_fft: int = 2048,
-        win_length: int = 0,
-        hop_length: int = 0,
-        n_mels: int = 128,
-        fmin: float = 20.0,
-        fmax: float = 16000.0,
-        htk: bool = False,
-        power: float = 2.0,
-        **kwargs,
-    ):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.samples, self.sample_rate, self.frames = int(samples), int(sample_rate), int(frames)
-        self.n_fft, self.win_length = int(n_fft), int(win_length or n_fft)
-        self.hop_length = int(hop_length or samples // (frames - 1))
-        self.n_mels, self.fmin, self.fmax, self.htk = (
-            int(n_mels),
-            float(fmin),
-            float(fmax),
-            bool(htk),
-        )
-        self.power = float(power)
-        if 1 + self.samples // self.hop_length < self.frames:
-            raise ValueError(
-                f"{self.frames} frames do not fit {self.samples} samples at hop {self.hop_length}"
-            )
-        self.stft = STFT(
-            n_fft=self.n_fft,
-            win_length=self.win_length,
-            hop_length=self.hop_length,
-            window_name="hann_window",
-            dtype="float32",
-        )
-        self.magnitude = Magnitude(dtype="float32")
-        self.mel = ApplyFilterbank(
-            type="mel",
-            dtype="float32",
-            filterbank_kwargs={
-                "sample_rate": self.sample_rate,
-                "n_freq": self.n_fft // 2 + 1,
-                "n_mels": self.n_mels,
-                "f_min": self.fmin,
-                "f_max": self.fmax,
-                "htk": self.htk,
-                "norm": "slaney",
-            },
-        )
-
-    def build(self, input_shape):
-        # the kapre sublayers hold no weights: nothing to create
-        for layer in (self.stft, self.magnitude, self.mel):
-            layer.built = True
-        self.built = True
-
-    def call(self, waveform):
-        pad = self.n_fft // 2
-        x = ops.pad(ops.cast(waveform, "float32"), [[0, 0], [pad, pad]])[:, :, None]
-        mag = self.magnitude(self.stft(x))  # (batch, time, freq, 1)
-        spec = ops.square(mag) if self.power == 2.0 else ops.power(mag, self.power)
-        mel = self.mel(spec)[:, : self.frames]  # (batch, frames, mels, 1)
-        return ops.transpose(mel, (0, 2, 1, 3))
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.n_mels, self.frames, 1)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "samples": self.samples,
-            "sample_rate": self.sample_rate,
-            "frames": self.frames,
-            "n_fft": self.n_fft,
-            "win_length": self.win_length,
-            "hop_length": self.hop_length,
-            "n_mels": self.n_mels,
-            "fmin": self.fmin,
-            "fmax": self.fmax,
-            "htk": self.htk,
-            "power": self.power,
-        }
-
-
-@register
-class MelSpectrogramTflite(MelSpectrogram):
-    """`MelSpectrogram` with the magnitude taken before any transpose, so TFLite converts it.
-
-    Same configuration, same numbers: tf.signal.stft (periodic Hann window) on the centred,
-    zero-padded waveform, |X|^power, the same mel filterbank, (batch, n_mels, frames, 1).
-    """
-
-    def stft_magnitude(self, waveform):
-        """(batch, samples) -> |STFT| (batch, frames, n_fft // 2 + 1)."""
-        pad = self.n_fft // 2
-        x = tf.pad(tf.cast(waveform, tf.float32), [[0, 0], [pad, pad]])
-        x = x[
-            :, : (self.frames - 1) * self.hop_length + self.win_length
-        ]  # the samples of `frames` frames
-        return tf.abs(
-            tf.signal.stft(
-                x, self.win_length, self.hop_length, self.n_fft, window_fn=tf.signal.hann_window
-            )
-        )
-
-    def mel_from_magnitude(self, mag):
-        """|STFT| (batch, frames, freq) -> mel (batch, n_mels, frames, 1)."""
-        spec = tf.square(mag) if self.power == 2.0 else tf.pow(mag, self.power)
-        mel = tf.matmul(spec, tf.cast(self.mel.filterbank, tf.float32))  # (batch, frames, mels)
-        return tf.expand_dims(tf.transpose(mel, (0, 2, 1)), -1)
-
-    def call(self, waveform):
-        return self.mel_from_magnitude(self.stft_magnitude(waveform))
+__all__ = [
+    "MelSpectrogram",
+    "MelSpectrogramTflite",
+    "NormalizeSpectrogram",
+    "PowerToDb",
+    "SpecAugment",
+    "ToImage",
+    "frontend",
+    "mel_layer_class",
+]
 
 
 @register
@@ -293,14 +182,37 @@ class ToImage(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels, "scale": self.scale}
 
 
+def mel_layer_class(impl: str) -> type:
+    """The mel layer of `frontend.impl`: "keras" (any backend) or "kapre" (TensorFlow backend,
+    kapre installed); anything else is a ConfigError."""
+    if impl == "keras":
+        return MelSpectrogram
+    if impl != "kapre":
+        raise ConfigError(f"frontend.impl: {impl!r} is not one of keras, kapre")
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ConfigError(
+            f"frontend.impl: kapre runs on the tensorflow backend only, not {backend}"
+        )
+    try:
+        return importlib.import_module("birdtpu.layers.kapre_mel").KapreMelSpectrogram
+    except ModuleNotFoundError as e:
+        if e.name != "kapre":
+            raise
+        raise ConfigError("frontend.impl: kapre is not installed (pip install kapre)") from None
+
+
 def frontend(
-    cfg, sample_rate: int, augment=None, name: str = "frontend", seed=None
+    cfg, sample_rate: int, augment=None, name: str = "frontend", seed=None, wave_augment=None
 ) -> keras.Sequential:
     """The front as one Sequential from a FrontendConfig (and AugmentConfig for the masks, drawn
-    from `seed`): (batch, samples) waveforms -> (batch, n_mels, frames, channels)."""
+    from `seed`): (batch, samples) waveforms -> (batch, n_mels, frames, channels).
+    `wave_augment`: an AugmentConfig whose waveform augmentations run first, in the model."""
     samples = int(round(cfg.clip_seconds * sample_rate))
+    waves = [] if wave_augment is None else [WaveAugment.from_augment_config(wave_augment, seed)]
     layers = [
-        MelSpectrogram(
+        *waves,
+        mel_layer_class(cfg.impl)(
             samples,
             sample_rate,
             frames=cfg.frames,

@@ -1,28 +1,40 @@
 """Streaming Keras metrics: the competition metrics computed from batches, across replicas.
 
 `MacroROCAUC`, `PaddedCMAP`, `MacroPRAUC`, `LWLRAP` and `TopKAccuracy` give the numbers of
-`birdtpu.metrics.scores` within float32 rounding (see their docstrings).
+`birdtpu.metrics.scores` within float32 rounding (see their docstrings). They are written in
+`keras.ops` and run under either backend; only the replica segments of `_ScoreBuffer` under a
+tf.distribute strategy are TensorFlow's (`_replica`).
 """
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from birdtpu.saving import register
 
 
 def _rows(y_true, y_pred, sample_weight):
     """Float32 binary labels (>= 0.5 is a positive), scores and per-row weights of a batch."""
-    y = tf.cast(tf.cast(y_true, tf.float32) >= 0.5, tf.float32)
-    s = tf.cast(y_pred, tf.float32)
+    y = ops.cast(ops.cast(y_true, "float32") >= 0.5, "float32")
+    s = ops.cast(y_pred, "float32")
     w = (
-        tf.ones_like(s[:, 0])
+        ops.ones_like(s[:, 0])
         if sample_weight is None
-        else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+        else ops.reshape(ops.cast(sample_weight, "float32"), [-1])
     )
     return y, s, w
+
+
+def _replica():
+    """(this replica's index, replicas in sync) under a tf.distribute strategy; (0, 1) otherwise,
+    and always under JAX, where a metric sees the global batch (DataParallel)."""
+    if keras.backend.backend() != "tensorflow":
+        return 0, 1
+    ctx = tf.distribute.get_replica_context()
+    index = ctx.replica_id_in_sync_group if ctx is not None else 0
+    return index, tf.distribute.get_strategy().num_replicas_in_sync
 
 
 @register
@@ -44,17 +56,15 @@ class LWLRAP(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, s, w = _rows(y_true, y_pred, sample_weight)
-        at_or_above = tf.cast(s[:, None, :] >= s[:, :, None], tf.float32)  # [row, label j, label k]
-        rank_all = tf.reduce_sum(at_or_above, axis=-1)
-        rank_pos = tf.reduce_sum(at_or_above * y[:, None, :], axis=-1)
+        at_or_above = ops.cast(s[:, None, :] >= s[:, :, None], "float32")  # [row, label j, k]
+        rank_all = ops.sum(at_or_above, axis=-1)
+        rank_pos = ops.sum(at_or_above * y[:, None, :], axis=-1)
         precision = y * rank_pos / rank_all
-        self.precision_sum.assign_add(tf.reduce_sum(precision * w[:, None], axis=0))
-        self.label_count.assign_add(tf.reduce_sum(y * w[:, None], axis=0))
+        self.precision_sum.assign_add(ops.sum(precision * w[:, None], axis=0))
+        self.label_count.assign_add(ops.sum(y * w[:, None], axis=0))
 
     def result(self):
-        return tf.math.divide_no_nan(
-            tf.reduce_sum(self.precision_sum), tf.reduce_sum(self.label_count)
-        )
+        return ops.divide_no_nan(ops.sum(self.precision_sum), ops.sum(self.label_count))
 
     def get_config(self):
         return {"num_classes": self.num_classes, **super().get_config()}
@@ -72,14 +82,14 @@ class TopKAccuracy(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, s, w = _rows(y_true, y_pred, sample_weight)
-        kth = tf.math.top_k(s, k=min(self.k, s.shape[-1])).values[:, -1:]
-        hit = tf.reduce_any((s >= kth) & (y > 0), axis=-1)
-        labelled = tf.cast(tf.reduce_any(y > 0, axis=-1), tf.float32) * w
-        self.hits.assign_add(tf.reduce_sum(tf.cast(hit, tf.float32) * labelled))
-        self.count.assign_add(tf.reduce_sum(labelled))
+        kth = ops.top_k(s, k=min(self.k, s.shape[-1]))[0][:, -1:]
+        hit = ops.any((s >= kth) & (y > 0), axis=-1)
+        labelled = ops.cast(ops.any(y > 0, axis=-1), "float32") * w
+        self.hits.assign_add(ops.sum(ops.cast(hit, "float32") * labelled))
+        self.count.assign_add(ops.sum(labelled))
 
     def result(self):
-        return tf.math.divide_no_nan(self.hits, self.count)
+        return ops.divide_no_nan(self.hits, self.count)
 
     def get_config(self):
         return {"k": self.k, **super().get_config()}
@@ -92,9 +102,10 @@ class _ScoreBuffer(keras.metrics.Metric):
     keras.metrics.AUC) only approximates them. Here each replica writes its rows into its own
     segment of fixed-size buffers (`capacity` rows shared by the replicas; static shapes for XLA);
     other segments stay zero, so the SUM that tf.distribute applies when the result is read
-    outside the replicas concatenates them. Rows past a full segment are not kept and the result
-    is NaN, so an overflow is never silent: make `capacity` at least the rows of an epoch (plus
-    one batch per replica for uneven splits). A row of weight 0 (padding) is kept but ignored.
+    outside the replicas concatenates them (under JAX there is one segment: the global batch).
+    Rows past a full segment are not kept and the result is NaN, so an overflow is never silent:
+    make `capacity` at least the rows of an epoch (plus one batch per replica for uneven splits).
+    A row of weight 0 (padding) is kept but ignored.
 
     Cost: 8 x capacity x classes bytes per replica, and result() sorts the buffers; Keras calls it
     after every step (about 0.2 s on 2 CPU cores at 8192 rows x 182 classes). For cheap
@@ -107,7 +118,7 @@ class _ScoreBuffer(keras.metrics.Metric):
     ):
         super().__init__(name=name, dtype=dtype)
         self.num_classes, self.capacity = num_classes, capacity
-        self._segment = capacity // tf.distribute.get_strategy().num_replicas_in_sync
+        self._segment = capacity // _replica()[1]
         if self._segment < 1:
             raise ValueError(f"capacity {capacity} is smaller than the number of replicas")
         self.labels = self.add_variable((capacity, num_classes), "zeros", "float32", name="labels")
@@ -118,21 +129,24 @@ class _ScoreBuffer(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, s, w = _rows(y_true, y_pred, sample_weight)
-        ctx = tf.distribute.get_replica_context()
-        replica = tf.cast(ctx.replica_id_in_sync_group if ctx is not None else 0, tf.int32)
-        position = tf.cast(self.rows, tf.int32) + tf.range(tf.shape(s)[0])
-        fits = tf.cast(position < self._segment, tf.float32)
-        index = (replica * self._segment + tf.minimum(position, self._segment - 1))[:, None]
+        replica = ops.cast(_replica()[0], "int32")
+        count = ops.shape(s)[0]
+        position = ops.cast(self.rows, "int32") + ops.arange(count, dtype="int32")
+        fits = ops.cast(position < self._segment, "float32")
+        index = (replica * self._segment + ops.minimum(position, self._segment - 1))[:, None]
         # every row is written once onto zeros, so adding is writing; overflow rows add zeros
-        self.labels.assign(tf.tensor_scatter_nd_add(self.labels.value, index, y * fits[:, None]))
-        self.scores.assign(tf.tensor_scatter_nd_add(self.scores.value, index, s * fits[:, None]))
-        self.row_weights.assign(tf.tensor_scatter_nd_add(self.row_weights.value, index, w * fits))
-        self.rows.assign_add(tf.cast(tf.shape(s)[0], tf.float32))
-        self.dropped.assign_add(tf.reduce_sum(1.0 - fits))
+        for buffer, values in (
+            (self.labels, y * fits[:, None]),
+            (self.scores, s * fits[:, None]),
+            (self.row_weights, w * fits),
+        ):
+            buffer.assign(buffer.value + ops.scatter(index, values, buffer.shape))
+        self.rows.assign_add(ops.cast(count, "float32"))
+        self.dropped.assign_add(ops.sum(1.0 - fits))
 
     def result(self):
         value = self._score(self.labels.value, self.scores.value, self.row_weights.value)
-        return tf.where(self.dropped > 0, tf.constant(np.nan, tf.float32), value)
+        return ops.where(self.dropped > 0, float("nan"), value)
 
     def _score(self, labels, scores, weights):
         raise NotImplementedError
@@ -145,53 +159,52 @@ def _ranked(labels, scores, weights):
     """Sorted per class (rows = classes, scores descending): positive and negative weight of each
     row, and per row its tie group's positive weight and the cumulative positive and negative
     weight at the group's end."""
-    scores_t, labels_t = tf.transpose(scores), tf.transpose(labels)
+    scores_t, labels_t = ops.transpose(scores), ops.transpose(labels)
     n_classes, n_rows = scores_t.shape
-    order = tf.argsort(scores_t, axis=1, direction="DESCENDING", stable=True)
-    s = tf.gather(scores_t, order, batch_dims=1)
-    y = tf.gather(labels_t, order, batch_dims=1)
-    w = tf.gather(weights, order)
+    order = ops.argsort(-scores_t, axis=1)  # descending; order within ties does not matter
+    s = ops.take_along_axis(scores_t, order, axis=1)
+    y = ops.take_along_axis(labels_t, order, axis=1)
+    w = ops.take(weights, order, axis=0)
     pos, neg = y * w, (1.0 - y) * w
-    starts = tf.concat(
-        [tf.ones([n_classes, 1], tf.int32), tf.cast(s[:, 1:] != s[:, :-1], tf.int32)], 1
+    starts = ops.concatenate(
+        [ops.ones([n_classes, 1], "int32"), ops.cast(s[:, 1:] != s[:, :-1], "int32")], 1
     )
-    group = tf.reshape(tf.cumsum(starts, axis=1) - 1 + tf.range(n_classes)[:, None] * n_rows, [-1])
+    offsets = ops.arange(n_classes, dtype="int32")[:, None] * n_rows
+    group = ops.reshape(ops.cumsum(starts, axis=1) - 1 + offsets, [-1])
 
     def per_group(values, reduce):
-        out = reduce(tf.reshape(values, [-1]), group, n_classes * n_rows)
-        return tf.reshape(tf.gather(out, group), [n_classes, n_rows])
+        out = reduce(ops.reshape(values, [-1]), group, n_classes * n_rows)
+        return ops.reshape(ops.take(out, group, axis=0), [n_classes, n_rows])
 
     # cumulative sums never decrease, so a group's maximum is its value at the group's end
-    tp_end = per_group(tf.cumsum(pos, axis=1), tf.math.unsorted_segment_max)
-    fp_end = per_group(tf.cumsum(neg, axis=1), tf.math.unsorted_segment_max)
-    return pos, neg, per_group(pos, tf.math.unsorted_segment_sum), tp_end, fp_end
+    tp_end = per_group(ops.cumsum(pos, axis=1), ops.segment_max)
+    fp_end = per_group(ops.cumsum(neg, axis=1), ops.segment_max)
+    return pos, neg, per_group(pos, ops.segment_sum), tp_end, fp_end
 
 
-def _tf_roc_auc(labels, scores, weights):
+def _roc_auc(labels, scores, weights):
     """Per-class weighted ROC-AUC (ties count one half); NaN where a class lacks either side."""
     pos, neg, pos_in_group, tp_end, _ = _ranked(labels, scores, weights)
     # a negative is beaten by the positives of the groups above it and half of those tied with it
-    pairs = tf.reduce_sum(neg * (tp_end - 0.5 * pos_in_group), axis=1)
-    p, n = tf.reduce_sum(pos, axis=1), tf.reduce_sum(neg, axis=1)
-    return tf.where((p > 0) & (n > 0), tf.math.divide_no_nan(pairs, p * n), np.nan)
+    pairs = ops.sum(neg * (tp_end - 0.5 * pos_in_group), axis=1)
+    p, n = ops.sum(pos, axis=1), ops.sum(neg, axis=1)
+    return ops.where((p > 0) & (n > 0), ops.divide_no_nan(pairs, p * n), float("nan"))
 
 
-def _tf_average_precision(labels, scores, weights):
+def _average_precision(labels, scores, weights):
     """Per-class weighted average precision (step PR curve); NaN where a class has no positive."""
     pos, _, _, tp_end, fp_end = _ranked(labels, scores, weights)
-    p = tf.reduce_sum(pos, axis=1)
-    precision_at_end = tf.math.divide_no_nan(tp_end, tp_end + fp_end)
-    return tf.where(
-        p > 0, tf.math.divide_no_nan(tf.reduce_sum(pos * precision_at_end, 1), p), np.nan
-    )
+    p = ops.sum(pos, axis=1)
+    precision_at_end = ops.divide_no_nan(tp_end, tp_end + fp_end)
+    return ops.where(p > 0, ops.divide_no_nan(ops.sum(pos * precision_at_end, 1), p), float("nan"))
 
 
 def _nan_mean(values):
     """Mean of the non-NaN values; NaN if there are none."""
-    keep = ~tf.math.is_nan(values)
-    count = tf.reduce_sum(tf.cast(keep, tf.float32))
-    total = tf.reduce_sum(tf.where(keep, values, 0.0))
-    return tf.where(count > 0, total / tf.maximum(count, 1.0), np.nan)
+    keep = ops.logical_not(ops.isnan(values))
+    count = ops.sum(ops.cast(keep, "float32"))
+    total = ops.sum(ops.where(keep, values, 0.0))
+    return ops.where(count > 0, total / ops.maximum(count, 1.0), float("nan"))
 
 
 @register
@@ -204,7 +217,7 @@ class MacroROCAUC(_ScoreBuffer):
         super().__init__(num_classes, capacity, name=name, dtype=dtype)
 
     def _score(self, labels, scores, weights):
-        return _nan_mean(_tf_roc_auc(labels, scores, weights))
+        return _nan_mean(_roc_auc(labels, scores, weights))
 
 
 @register
@@ -217,7 +230,7 @@ class MacroPRAUC(_ScoreBuffer):
         super().__init__(num_classes, capacity, name=name, dtype=dtype)
 
     def _score(self, labels, scores, weights):
-        return _nan_mean(_tf_average_precision(labels, scores, weights))
+        return _nan_mean(_average_precision(labels, scores, weights))
 
 
 @register
@@ -236,12 +249,12 @@ class PaddedCMAP(_ScoreBuffer):
         self.padding = padding
 
     def _score(self, labels, scores, weights):
-        ones = tf.ones([self.padding, self.num_classes])
-        return tf.reduce_mean(
-            _tf_average_precision(
-                tf.concat([labels, ones], 0),
-                tf.concat([scores, ones], 0),
-                tf.concat([weights, ones[:, 0]], 0),
+        ones = ops.ones([self.padding, self.num_classes])
+        return ops.mean(
+            _average_precision(
+                ops.concatenate([labels, ones], 0),
+                ops.concatenate([scores, ones], 0),
+                ops.concatenate([weights, ones[:, 0]], 0),
             )
         )
 

@@ -11,7 +11,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from birdtpu import fs
+from birdtpu import fs, rowid
 from birdtpu.errors import DataError, shown
 from birdtpu.metrics.scores import macro_roc_auc
 
@@ -96,11 +96,6 @@ def file_level(df: pd.DataFrame, how: str = "max", name: str = "table") -> pd.Da
     if how not in ("max", "mean"):
         raise ValueError(f"how must be 'max' or 'mean', not {how!r}")
     check_table(df, name)
-    parts = df[ROW_ID].astype(str).str.rsplit("_", n=1)
-    bad = parts.map(lambda p: len(p) != 2 or not p[1].isdigit())
-    if bad.any():
-        raise DataError(
-            f"{name}: {ROW_ID} {df[ROW_ID][bad].iloc[0]!r} is not <soundscape>_<end second>"
-        )
-    files = parts.str[0].rename(ROW_ID)
+    files, _ = rowid.split(df[ROW_ID], name)
+    files = files.rename(ROW_ID).set_axis(df.index)
     return df.drop(columns=ROW_ID).groupby(files, sort=True).agg(how).reset_index()

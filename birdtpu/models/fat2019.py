@@ -113,10 +113,12 @@ def pixel_shuffle_pool(feature_map, model_cfg):
 
 def global_branch(waveform, width: float = 1.0):
     """The global-feature branch on the waveform: 128 windows x 12 statistics
-    (birdtpu.layers.features), a bidirectional GRU over windows, max-pooled: (batch, 2 x 64 x width)."""
+    (birdtpu.layers.features), a bidirectional GRU over windows, max-pooled: (batch, 2 x 64 x width).
+    The GRU is unrolled over its 128 steps, so the model converts to TFLite builtin ops."""
     x = GlobalFeatures(GLOBAL_WINDOWS, name="global_features")(waveform)
     x = keras.layers.LayerNormalization(name="global_norm")(x)
     x = keras.layers.Bidirectional(
-        keras.layers.GRU(max(4, round(64 * width)), return_sequences=True), name="global_gru"
+        keras.layers.GRU(max(4, round(64 * width)), return_sequences=True, unroll=True),
+        name="global_gru",
     )(x)
     return keras.layers.GlobalMaxPooling1D(name="global_pool")(x)

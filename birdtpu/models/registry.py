@@ -100,8 +100,9 @@ def set_bn_sync(model: keras.Model, synchronized: bool = True) -> None:
             layer.synchronized = synchronized
 
 
-def build_model(cfg, num_classes: int) -> keras.Model:
-    """Waveform (batch, clip samples) -> float32 class probabilities, from a full Config.
+def build_model(cfg, num_classes: int, wave_augment=None) -> keras.Model:
+    """Waveform (batch, clip samples) -> float32 class probabilities, from a full Config;
+    `wave_augment`: an AugmentConfig whose noise and gain run in the model (training only).
 
     With `model.init_from` the backbone starts without pretrained weights (fine-tuning loads
     them); `birdtpu.train.finetune.init_from` does the loading.
@@ -111,7 +112,9 @@ def build_model(cfg, num_classes: int) -> keras.Model:
     sample_rate = cfg.data.sample_rate
     samples = int(round(cfg.frontend.clip_seconds * sample_rate))
     wave = keras.Input((samples,), name="waveform")
-    image = frontend(cfg.frontend, sample_rate, cfg.augment, seed=cfg.runtime.seed)(wave)
+    image = frontend(
+        cfg.frontend, sample_rate, cfg.augment, seed=cfg.runtime.seed, wave_augment=wave_augment
+    )(wave)
     pretrained = "none" if model_cfg.init_from else model_cfg.pretrained
     backbone = arch.backbone(
         model_cfg, (cfg.frontend.n_mels, cfg.frontend.frames, cfg.frontend.channels), pretrained

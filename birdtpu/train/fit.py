@@ -26,29 +26,33 @@ from birdtpu.data.shards import shard_paths
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.tracking import Tracker, shard_audio, worst_clips_table
+from birdtpu.train.placement import augment_in_model, model_augment, pipeline_augment
 
 WORST_CLIPS = 16  # validation clips with audio in the W&B table
 
 
-def _keras_validation(val, n_val: int, global_batch: int, replicas: int, log):
+def _keras_validation(val, n_val: int, global_batch: int, run, log):
     """The (wave, target) validation batches Keras scores each epoch, of known length.
 
     Under N replicas a last batch of fewer than N clips would leave a replica an empty batch,
-    which Keras' convolutions refuse: that remainder is left out of the per-epoch metrics (the
-    out-of-fold scores after training use every clip).
+    which Keras' convolutions refuse, and under JAX every batch must split evenly over the
+    devices: such a remainder is left out of the per-epoch metrics (the out-of-fold scores after
+    training use every clip).
     """
     import tensorflow as tf
 
     val = val.map(lambda w, t, _: (w, t))
     batches, rest = divmod(n_val, global_batch)
-    if 0 < rest < replicas:
+    uneven = rest % run.replicas if run.backend == "jax" else 0 < rest < run.replicas
+    if rest and uneven:
         if not batches:
             raise DataError(
-                f"validation fold has {n_val} clip(s), fewer than the {replicas} replicas"
+                f"validation fold has {n_val} clip(s), fewer than one batch of {global_batch} "
+                f"over {run.replicas} replicas"
             )
         log(
-            f"fit: per-epoch validation leaves out the last {rest} clip(s) (fewer than {replicas} replicas); "
-            "the out-of-fold scores use all of them"
+            f"fit: per-epoch validation leaves out the last {rest} clip(s) (they do not split over "
+            f"{run.replicas} replicas); the out-of-fold scores use all of them"
         )
         val = val.take(batches)
     else:
@@ -57,8 +61,9 @@ def _keras_validation(val, n_val: int, global_batch: int, replicas: int, log):
     return val.apply(tf.data.experimental.assert_cardinality(batches))
 
 
-def _datasets(cfg, manifest: dict, global_batch: int, run, log):
-    """(training batches, validation batches with ids, validation for Keras, training clips).
+def _datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
+    """(training batches, validation batches with ids, validation for Keras, training clips);
+    `augment`: the AugmentConfig the training pipeline applies.
 
     A multi-worker run gives tf.distribute one pipeline per worker (`distribute_datasets_from_function`):
     each worker reads its own training shard files, in batches of the per-replica size. The ids'
@@ -93,16 +98,16 @@ def _datasets(cfg, manifest: dict, global_batch: int, run, log):
         trim_db=cfg.augment.trim_db,
         **common,
     )
-    if run.workers == 1:
+    if run.workers == 1 or run.backend == "jax":  # JAX: Keras shards the batches per host
         train = build_dataset(
             train_paths,
             batch_size=global_batch,
             training=True,
-            augment=cfg.augment,
+            augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
             **common,
         )
-        return train, val, _keras_validation(val, n_val, global_batch, run.replicas, log), n_train
+        return train, val, _keras_validation(val, n_val, global_batch, run, log), n_train
 
     def train_fn(ctx):
         mine = len(train_paths[ctx.input_pipeline_id :: ctx.num_input_pipelines])
@@ -114,7 +119,7 @@ def _datasets(cfg, manifest: dict, global_batch: int, run, log):
             train_paths,
             batch_size=ctx.get_per_replica_batch_size(global_batch),
             training=True,
-            augment=cfg.augment,
+            augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
             input_context=ctx,
             **common,
@@ -152,11 +157,18 @@ def _datasets(cfg, manifest: dict, global_batch: int, run, log):
     )
 
 
-def predict_with_ids(model, dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(targets, predictions, ids) over a finite dataset of (wave, target, id) batches."""
+def predict_with_ids(model, dataset, replicas: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(targets, predictions, ids) over a finite dataset of (wave, target, id) batches, through
+    Keras' compiled predict step; a last batch is padded to a multiple of `replicas` (a JAX
+    batch splits evenly over the devices) and the padding dropped."""
     truth, preds, ids = [], [], []
     for wave, target, clip_id in dataset:
-        preds.append(np.asarray(model(wave, training=False), np.float64))
+        wave = wave.numpy()
+        pad = -len(wave) % replicas
+        if pad:
+            wave = np.concatenate([wave, np.zeros((pad, *wave.shape[1:]), wave.dtype)])
+        out = np.asarray(model.predict_on_batch(wave), np.float64)
+        preds.append(out[: len(out) - pad])
         truth.append(target.numpy())
         ids.extend(x.decode() for x in clip_id.numpy())
     return np.concatenate(truth), np.concatenate(preds), ids
@@ -261,12 +273,8 @@ def fit(cfg, log=print) -> dict:
 
     run = runtime.setup(cfg.runtime)
     log(
-        f"fit: device {run.device}, {run.replicas} replica(s)"
-        + (
-            f" on {run.workers} workers ({'chief' if run.chief else 'not chief'})"
-            if run.workers > 1
-            else ""
-        )
+        f"fit: {run.backend} backend, {run.distribution}"
+        + (f" ({'chief' if run.chief else 'not chief'})" if run.workers > 1 else "")
         + f", precision {run.precision}"
     )
     manifest = ensure_shards(cfg, log) if run.chief else None
@@ -316,13 +324,21 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     save_config(cfg, join(run_dir, "config.yaml"))
     classes = manifest["classes"]
     global_batch = cfg.train.batch_size * run.replicas
-    train_ds, val_ds, keras_val, n_train = _datasets(cfg, manifest, global_batch, run, log)
+    in_model = augment_in_model(cfg.augment, run.device)
+    train_ds, val_ds, keras_val, n_train = _datasets(
+        cfg, manifest, global_batch, run, log, pipeline_augment(cfg.augment, in_model)
+    )
     steps = cfg.train.steps_per_epoch or max(1, math.ceil(n_train / global_batch))
     jit = run.jit_default if cfg.train.jit_compile == "auto" else cfg.train.jit_compile == "true"
+    if run.backend == "jax" and not jit:
+        log(
+            "fit: train.jit_compile false is ignored under JAX (an uncompiled JAX step is far slower)"
+        )
+        jit = True
     tracker = Tracker(cfg, run_dir, log)
     runtime.set_seed(cfg.runtime.seed)  # initial weights from the seed alone, whatever ran before
     with run.strategy.scope():
-        model = build_model(cfg, len(classes))
+        model = build_model(cfg, len(classes), model_augment(cfg.augment) if in_model else None)
         compile_model(model, cfg, steps, global_batch, jit, len(classes), log)
         callbacks = cb.make_callbacks(cfg, run_dir, steps, tracker)
         state = callbacks["backup"].restore(model, resume_dir)
@@ -337,7 +353,8 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     log(
         f"fit: {len(classes)} classes, {n_train} training clips, {steps} steps/epoch of {global_batch}, "
         f"{cfg.train.epochs} epochs, peak lr {peak_lr(cfg.train, global_batch):.3g} ({cfg.train.schedule}), "
-        f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}"
+        f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}, waveform "
+        f"noise and gain {'in the model' if in_model else 'in tf.data'}"
     )
     started = time.time()
     with _corrupt_shards(cfg):
@@ -348,7 +365,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
         cb.save_model_atomic(model, best_path)
     best = saving.load_model(best_path)
     with _corrupt_shards(cfg):
-        truth, preds, ids = predict_with_ids(best, val_ds)
+        truth, preds, ids = predict_with_ids(best, val_ds, run.replicas)
     oof, true = oof_tables(truth, preds, ids, classes, log)
     fs.atomic_write_text(join(run_dir, f"oof_fold{cfg.data.fold}.csv"), oof.to_csv(index=False))
     fs.atomic_write_text(join(run_dir, f"truth_fold{cfg.data.fold}.csv"), true.to_csv(index=False))

@@ -27,7 +27,8 @@ from birdtpu import fs
 from birdtpu.cli import main
 from birdtpu.config import SynthConfig, load_config
 from birdtpu.data.prepare import ensure_shards
-from birdtpu.data.shards import _TEMPORARY, MANIFEST, read_manifest, shard_paths
+from birdtpu.data.shards import MANIFEST, read_manifest, shard_paths
+from birdtpu.data.shards.build import _TEMPORARY
 from birdtpu.data.synth import write_dataset
 from birdtpu.errors import DataError
 
@@ -208,14 +209,23 @@ def assert_backup_whole(backup_dir) -> dict:
     return state
 
 
+# under JAX on 2 host devices (DataParallel): the backup and resume of a distributed run
+BACKENDS = {
+    "tensorflow": ["runtime.backend=tensorflow"],
+    "jax": ["runtime.backend=jax", "runtime.cpu_replicas=2"],
+}
+
+
 @pytest.mark.slow
-def test_killed_fit_resumes_at_the_epoch_and_step_of_its_backup(tmp_path, tiny_data):
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_killed_fit_resumes_at_the_epoch_and_step_of_its_backup(tmp_path, tiny_data, backend):
     root, _ = tiny_data
     run = tmp_path / "runs" / "tiny"
     state_path = run / "backup" / "state.json"
+    overrides = fit_overrides(tmp_path, root, *BACKENDS[backend])
     with open(tmp_path / "first.log", "w") as out:
         proc = subprocess.Popen(
-            command("fit", fit_overrides(tmp_path, root)),
+            command("fit", overrides),
             cwd=ROOT,
             env=ENV,
             stdout=out,
@@ -238,7 +248,7 @@ def test_killed_fit_resumes_at_the_epoch_and_step_of_its_backup(tmp_path, tiny_d
             assert z.testzip() is None
 
     again = subprocess.run(
-        command("fit", fit_overrides(tmp_path, root)),
+        command("fit", overrides),
         cwd=ROOT,
         env=ENV,
         capture_output=True,

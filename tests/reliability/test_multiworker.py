@@ -149,8 +149,8 @@ def test_two_workers_on_loopback_match_one_process_with_the_same_replicas(tmp_pa
     (code0, log0), (code1, log1) = _workers(sets, tmp_path)
     assert code0 == 0 and code1 == 0, f"worker 0:\n{log0[-3000:]}\nworker 1:\n{log1[-3000:]}"
     assert (
-        "2 replica(s) on 2 workers (chief)" in log0
-        and "2 replica(s) on 2 workers (not chief)" in log1
+        "over 2 cpu device(s) on 2 workers (chief)" in log0
+        and "over 2 cpu device(s) on 2 workers (not chief)" in log1
     )
     for i, log in enumerate((log0, log1)):
         assert f"input pipeline {i} of 2 reads" in log

@@ -1,0 +1,95 @@
+"""Batches of the tf.data input: in training the waveform augmentations, background mixing,
+MixUp and CutMix, each batch with its own seed."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from birdtpu.data.crops import AUTOTUNE, seed_stream, to_float
+from birdtpu.data.sources import background_dataset
+from birdtpu.layers.augment import BackgroundMix, CutMix, MixUp, WaveAugment, split_seed
+
+
+def _augmenters(augment, background):
+    """The batch-level layers an AugmentConfig asks for (None where inactive)."""
+    if augment is None:
+        return None, None, None, None
+    wave = WaveAugment.from_augment_config(augment)
+    mix = (
+        BackgroundMix(augment.background_prob, augment.background_snr_db)
+        if background is not None
+        else None
+    )
+    mixup = (
+        MixUp(augment.mixup_prob, augment.mixup_alpha, augment.mix_labels)
+        if augment.mixup_prob > 0
+        else None
+    )
+    cutmix = (
+        CutMix(augment.cutmix_prob, augment.cutmix_alpha, augment.mix_labels)
+        if augment.cutmix_prob > 0
+        else None
+    )
+    return (wave if wave.active else None), mix, mixup, cutmix
+
+
+def augmented_batches(
+    clips,
+    batch_size: int,
+    training: bool,
+    augment,
+    background,
+    seed,
+    deterministic: bool,
+    drop_remainder: bool,
+):
+    """Batch, then (training) the waveform augmentations, background, MixUp and CutMix per batch."""
+    ds = clips.batch(
+        batch_size,
+        drop_remainder=drop_remainder,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    wave_aug, bg_mix, mixup, cutmix = _augmenters(augment if training else None, background)
+    if not any((wave_aug, bg_mix, mixup, cutmix)):
+        if ds.element_spec[0].dtype == tf.float32:
+            return ds
+        return ds.map(
+            lambda *batch: (to_float(batch[0]), *batch[1:]),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
+    parts = (ds, seed_stream(seed, 2)) + ((background,) if bg_mix else ())
+
+    def apply(batch, s, bg=None):
+        wave, target = to_float(batch[0]), batch[1]
+        seeds = split_seed(s, 4)
+        if bg_mix:
+            wave = bg_mix.augment((wave, bg), seeds[0])
+        if wave_aug:
+            wave = wave_aug.augment(wave, seeds[1])
+        if mixup:
+            wave, target = mixup.augment((wave, target), seeds[2])
+        if cutmix:
+            wave, target = cutmix.augment((wave, target), seeds[3])
+        return (wave, target, *batch[2:])
+
+    return tf.data.Dataset.zip(parts).map(
+        apply, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+    )
+
+
+def background_batches(
+    augment, training, background, clip_samples, batch_size, sample_rate, seed, compression, log
+):
+    if not training or augment is None or augment.background_prob <= 0:
+        return None
+    return background_dataset(
+        background if background is not None else augment.background,
+        clip_samples,
+        batch_size,
+        sample_rate,
+        seed,
+        compression,
+        log,
+    )

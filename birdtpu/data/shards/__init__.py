@@ -1,0 +1,52 @@
+"""TFRecord shards of int16 PCM, decoded once on the host, with a manifest (schema: tfrecords/README.md).
+
+A build reads the catalog's rows, plans shards per fold to a target size from the file headers
+(and cuts long recordings into windows by `shards.crop`), then decodes and writes each shard,
+in worker processes, under a temporary name that is renamed when the shard is complete. A
+sidecar JSON with the shard's counts, checksum and the fingerprint of its plan follows; a shard
+whose sidecar matches its plan is done, so a killed build rerun writes only the rest.
+`manifest.json` is written last. Same catalog, settings and seed give byte-identical shards,
+whatever the number of workers.
+
+| module     | holds                                                                |
+|------------|----------------------------------------------------------------------|
+| `records`  | the record: serialize, parse, read a window of its PCM               |
+| `plan`     | catalog rows checked, windows cut, rows grouped into shard plans      |
+| `build`    | writing shards (resumable, in worker processes) and the manifest      |
+| `manifest` | reading the manifest, checking its shards, shard paths by fold        |
+"""
+
+from birdtpu.data.shards.build import build_shards, write_shard
+from birdtpu.data.shards.manifest import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    check_shards,
+    read_manifest,
+    shard_paths,
+)
+from birdtpu.data.shards.plan import catalog_rows, crop_windows, plan_shards
+from birdtpu.data.shards.records import (
+    parse_example,
+    parse_header,
+    pcm_window,
+    serialize_example,
+    to_pcm16,
+)
+
+__all__ = [
+    "MANIFEST",
+    "SCHEMA_VERSION",
+    "build_shards",
+    "catalog_rows",
+    "check_shards",
+    "crop_windows",
+    "parse_example",
+    "parse_header",
+    "pcm_window",
+    "plan_shards",
+    "read_manifest",
+    "serialize_example",
+    "shard_paths",
+    "to_pcm16",
+    "write_shard",
+]

@@ -1,0 +1,341 @@
+"""Writing a shard set: each shard decoded and written (in worker processes), resumable, then the
+manifest."""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from queue import Empty
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from birdtpu import fs
+from birdtpu.data.audio import AudioError, load_audio
+from birdtpu.data.catalog import skip_summary
+from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
+from birdtpu.data.shards.plan import CROPS, ShardPlan, WriteOptions, catalog_rows, plan_shards
+from birdtpu.data.shards.records import serialize_example, to_pcm16
+from birdtpu.errors import DataError
+from birdtpu.fs import join
+from birdtpu.progress import Progress
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from fs.temp_name
+NO_SPACE = "free space or choose another shards.dir; finished shards are kept, rerun to resume"
+
+
+# ----------------------------------------------------------------------------- write
+
+
+def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None) -> dict:
+    """Decode and write one shard (temporary name, then rename) and its sidecar; returns its entry.
+
+    `tick(recordings, seconds)` is called after each row. Rows of one recording in a row decode it once.
+    """
+    path = join(out_dir, plan.name)
+    tmp = fs.temp_name(path)
+    rate = options.sample_rate
+    per_class: dict[str, int] = {}
+    negatives: dict[str, int] = {}
+    skipped: list[dict] = []
+    examples, recordings, seconds = 0, 0, 0.0
+    current, wave, error = None, None, None
+    try:
+        with tf.io.TFRecordWriter(
+            tmp, tf.io.TFRecordOptions(compression_type=options.compression or None)
+        ) as writer:
+            for row in plan.rows:
+                if row["filepath"] != current:
+                    current = row["filepath"]
+                    try:
+                        wave, error = (
+                            load_audio(
+                                current,
+                                rate,
+                                None if options.channel < 0 else options.channel,
+                                options.read_seconds,
+                                decoder=options.decoder,
+                            )[0],
+                            None,
+                        )
+                    except AudioError as err:
+                        wave, error = None, err.reason
+                written = 0.0
+                if error:
+                    skipped.append({"file": current, "reason": error})
+                else:
+                    for start, end in row["windows"]:
+                        pcm = to_pcm16(wave[int(round(start * rate)) : int(round(end * rate))])
+                        if not len(pcm):
+                            skipped.append(
+                                {
+                                    "file": current,
+                                    "reason": f"window {start}-{end} s starts after the "
+                                    f"decoded end ({len(wave) / rate:.2f} s)",
+                                }
+                            )
+                            continue
+                        writer.write(_record(row, pcm, rate, plan.fold, start))
+                        counts = per_class if row["positive"] else negatives
+                        counts[row["label"]] = counts.get(row["label"], 0) + 1
+                        examples += 1
+                        written += len(pcm) / rate
+                    recordings += 1
+                seconds += written
+                if tick:
+                    tick(1, written)
+        fs.sync(tmp)
+        entry = {
+            "file": plan.name,
+            "fold": plan.fold,
+            "examples": examples,
+            "recordings": recordings,
+            "seconds": round(seconds, 3),
+            "bytes": fs.size(tmp),
+            "sha256": fs.sha256(tmp),
+            "per_class": per_class,
+            "negatives": negatives,
+            "skipped": skipped,
+            "fingerprint": plan.fingerprint,
+        }
+        fs.rename(tmp, path)
+    except BaseException as err:  # the temporary file goes; a kill leaves it to the next build
+        fs.discard(tmp)
+        if fs.out_of_space(err):
+            raise fs.NoSpaceError(path, NO_SPACE) from None
+        raise
+    fs.write_json(path + ".json", entry)
+    return entry
+
+
+def _record(row: dict, pcm: np.ndarray, rate: int, fold: int, start: float) -> bytes:
+    box = None
+    if row["box"] is not None:  # times from the start of this record
+        box = (round(row["box"][0] - start, 4), round(row["box"][1] - start, 4), *row["box"][2:])
+    return serialize_example(
+        pcm,
+        rate,
+        row["target"],
+        row["label_index"],
+        fold,
+        row["filename"],
+        row["source"],
+        row["seconds"],
+        start,
+        box,
+        row["positive"],
+    )
+
+
+def _done(out_dir: str, plan: ShardPlan, verify: bool = False) -> dict | None:
+    """The sidecar entry of a finished shard of this very plan, or None where it must be (re)written.
+    The shard's size must match its sidecar, and with `verify` its sha256 too."""
+    path = join(out_dir, plan.name)
+    sidecar = path + ".json"
+    if not (fs.exists(sidecar) and fs.exists(path)):
+        return None
+    try:
+        entry = fs.read_json(sidecar)
+    except ValueError:
+        return None
+    if entry.get("fingerprint") != plan.fingerprint or entry.get("bytes") != fs.size(path):
+        return None
+    if verify and entry.get("sha256") != fs.sha256(path):
+        return None
+    return entry
+
+
+def _remove_temporaries(out_dir: str) -> int:
+    """Delete the temporary files an interrupted build left in `out_dir`; returns how many."""
+    names = [n for n in fs.listdir(out_dir) if _TEMPORARY.match(n)]
+    for name in names:
+        fs.remove(join(out_dir, name))
+    return len(names)
+
+
+# ----------------------------------------------------------------------------- workers
+
+_QUEUE = None  # a worker's channel for per-row progress
+
+
+def _init_worker(queue) -> None:
+    global _QUEUE
+    _QUEUE = queue
+
+
+def _write_in_worker(plan: ShardPlan, out_dir: str, options: WriteOptions) -> dict:
+    return write_shard(plan, out_dir, options, lambda n, s: _QUEUE.put((n, s)))
+
+
+def _drain(queue, progress: Progress) -> None:
+    while True:
+        try:
+            progress.advance(*queue.get_nowait())
+        except Empty:
+            return
+
+
+def _write_all(
+    plans: list[ShardPlan], out_dir: str, options: WriteOptions, workers: int, progress: Progress
+):
+    """Write `plans`, in-process for one worker, else in spawned processes; yields entries as shards finish."""
+    workers = min(workers or fs.cores(), len(plans))
+    if workers <= 1:
+        for plan in plans:
+            yield write_shard(plan, out_dir, options, progress.advance)
+        return
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    queue = ctx.Queue()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+    try:
+        pending = {pool.submit(_write_in_worker, plan, out_dir, options) for plan in plans}
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            _drain(queue, progress)
+            for future in done:
+                yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _drain(queue, progress)
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def build_shards(
+    df: pd.DataFrame,
+    classes: list[str],
+    out_dir: str,
+    sample_rate: int,
+    shard_cfg,
+    config: dict | None = None,
+    targets: np.ndarray | None = None,
+    log=print,
+    *,
+    seed: int = 0,
+    progress_every: float = 30.0,
+    verify: bool = False,
+) -> dict:
+    """Write the shards of catalog `df` (with `fold`) into `out_dir` (local or gs://); returns the manifest.
+
+    `shard_cfg` is a ShardConfig; `config` (the settings the set depends on) is stored in the
+    manifest; `targets` (rows x classes) default to one-hot of the primary label; `seed` draws the
+    random windows. Finished shards of an earlier, interrupted build of the same plan are kept (with
+    `verify`, only those whose bytes match their sha256). A full disk raises NoSpaceError; the
+    temporary file goes, finished shards stay.
+    Unusable recordings are skipped, logged and listed in the manifest with their reason.
+    """
+    if shard_cfg.crop not in CROPS:
+        raise DataError(f"shards.crop {shard_cfg.crop!r}: expected one of {', '.join(CROPS)}")
+    rows = catalog_rows(df, classes, targets, shard_cfg.crop)
+    options = WriteOptions(
+        sample_rate,
+        shard_cfg.compression,
+        shard_cfg.channel,
+        shard_cfg.decoder,
+        shard_cfg.max_seconds if shard_cfg.crop == "first" else None,
+    )
+    fs.makedirs(out_dir)
+    removed = _remove_temporaries(out_dir)
+    if removed:
+        log(f"shard: removed {removed} temporary file(s) of an interrupted build")
+    started = time.time()
+    log(f"shard: planning {len(rows)} rows from the headers of their recordings")
+    plans, skipped = plan_shards(rows, shard_cfg, options, seed, log)
+    planned = sum(end - start for p in plans for r in p.rows for start, end in r["windows"])
+    log(
+        f"shard: {len(plans)} shards of {planned / 3600:.2f} h of audio planned in {time.time() - started:.1f} s"
+    )
+    entries = {p.name: _done(out_dir, p, verify) for p in plans}
+    todo = [p for p in plans if entries[p.name] is None]
+    if len(todo) < len(plans):
+        log(f"shard: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")
+    progress = Progress(sum(len(p.rows) for p in todo), log, progress_every)
+    try:
+        for n, entry in enumerate(
+            _write_all(todo, out_dir, options, shard_cfg.workers, progress), 1
+        ):
+            entries[entry["file"]] = entry
+            for bad in entry["skipped"]:
+                progress.message(f"shard: skip {bad['file']}: {bad['reason']}")
+            progress.message(
+                f"shard: [{n}/{len(todo)}] {entry['file']}: {entry['examples']} clips, "
+                f"{entry['seconds']:.0f} s"
+            )
+        build = {
+            "sample_rate": sample_rate,
+            "seed": seed,
+            **{
+                k: getattr(shard_cfg, k)
+                for k in (
+                    "target_mb",
+                    "compression",
+                    "crop",
+                    "max_seconds",
+                    "windows",
+                    "channel",
+                    "decoder",
+                )
+            },
+        }
+        manifest = _manifest(
+            [entries[p.name] for p in plans], skipped, classes, len(rows), build, config
+        )
+        fs.write_json(join(out_dir, MANIFEST), manifest)
+    except fs.NoSpaceError as err:  # a sidecar or the manifest: the same advice as for a shard
+        raise fs.NoSpaceError(err.path, NO_SPACE) from None
+    finally:
+        progress.close()
+    log(
+        f"shard: {manifest['examples']} clips, {manifest['total_seconds'] / 3600:.2f} h of audio in "
+        f"{len(plans)} shards, {len(manifest['skipped'])} skipped, {time.time() - started:.1f} s -> {out_dir}"
+    )
+    if manifest["skipped"]:
+        log(
+            skip_summary(
+                "shard",
+                [s["reason"] for s in manifest["skipped"]],
+                manifest["inputs"],
+                "recordings",
+            )
+        )
+    return manifest
+
+
+def _manifest(
+    entries: list[dict],
+    skipped: list[dict],
+    classes: list[str],
+    inputs: int,
+    build: dict,
+    config: dict | None,
+) -> dict:
+    per_class: dict[str, int] = {c: 0 for c in classes}
+    negatives: dict[str, int] = {}
+    per_fold: dict[str, int] = {}
+    for e in entries:
+        for label, n in e["per_class"].items():
+            per_class[label] += n
+        for label, n in e["negatives"].items():
+            negatives[label] = negatives.get(label, 0) + n
+        per_fold[str(e["fold"])] = per_fold.get(str(e["fold"]), 0) + e["examples"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sample_rate": build["sample_rate"],
+        "compression": build["compression"],
+        "classes": classes,
+        "inputs": inputs,
+        "recordings": sum(e["recordings"] for e in entries),
+        "examples": sum(e["examples"] for e in entries),
+        "total_seconds": round(sum(e["seconds"] for e in entries), 3),
+        "per_class": per_class,
+        "negatives": dict(sorted(negatives.items())),
+        "per_fold": per_fold,
+        "shards": entries,
+        "skipped": skipped + [s for e in entries for s in e["skipped"]],
+        "build": build,
+        "config": config or {},
+    }

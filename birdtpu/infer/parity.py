@@ -1,0 +1,107 @@
+"""Parity of an export with its Keras model: the windows to compare on and the comparison.
+
+`birdtpu export` compares each export with the Keras model it came from on real windows of the
+dataset (synthetic ones where there are none) and writes the result into the export's sidecar;
+`birdtpu predict` compares again on the first windows of the first recording and refuses a float
+export further than FLOAT_TOLERANCE from its model.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from birdtpu import fs
+from birdtpu.data.audio import AudioError
+from birdtpu.errors import DataError
+from birdtpu.fs import join
+from birdtpu.infer.files import read_meta
+from birdtpu.infer.recordings import decode, list_recordings
+from birdtpu.infer.runners import KerasRunner
+from birdtpu.infer.windows import context_seconds, windows
+
+FLOAT_TOLERANCE = 1e-3  # a float32 export further than this from its Keras model is refused
+
+
+def compare(reference, runner, waves: np.ndarray) -> dict:
+    """Largest absolute difference and top-class agreement of two runners on the same windows."""
+    a, b = reference(waves), runner(waves)
+    return {
+        "check_windows": len(waves),
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "top1_agreement": float(np.mean(a.argmax(1) == b.argmax(1))),
+    }
+
+
+def synthetic_windows(samples: int, sample_rate: int, n: int = 8, seed: int = 0) -> np.ndarray:
+    """`n` seeded windows of noise with a rising tone each, for checks where no audio is at hand."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / sample_rate
+    out = np.empty((n, samples), np.float32)
+    for i in range(n):
+        f0 = rng.uniform(500, 0.3 * sample_rate)
+        tone = np.sin(2 * np.pi * (f0 + 0.05 * f0 * t / t[-1]) * t)
+        out[i] = 0.3 * tone * (np.sin(np.pi * t / t[-1]) ** 2) + 0.05 * rng.standard_normal(samples)
+    return out
+
+
+def check_windows_for(cfg, model_path: str, log=print, n: int = 32) -> np.ndarray:
+    """Up to `n` clip-length windows of the dataset's soundscapes at the model's rate (synthetic
+    windows where there are none), for comparing an export with its Keras model."""
+    meta = read_meta(model_path)
+    rate, clip = int(meta["sample_rate"]), float(meta["clip_seconds"])
+    folder = join(cfg.data.root, cfg.data.soundscape_dir)
+    found: list[np.ndarray] = []
+    for path in list_recordings(folder) if fs.exists(folder) else []:
+        try:
+            wave = decode(path, [rate])[rate]
+        except AudioError:
+            continue
+        found.extend(windows(wave, rate, clip)[0][: n - len(found)])
+        if len(found) >= n:
+            break
+    if found:
+        log(f"export: checking on {len(found)} windows of {folder}")
+        return np.nan_to_num(np.stack(found))
+    log(f"export: no recordings in {folder}; checking on synthetic windows")
+    return synthetic_windows(int(round(clip * rate)), rate)
+
+
+def check_export(runner, wave: np.ndarray, infer, log=print) -> dict | None:
+    """Compare an export with the Keras model it came from on the first windows of `wave`.
+
+    Returns the comparison (None for a Keras model, with `check_windows` 0, or where the Keras
+    model is not at hand); DataError where a float32 export differs by more than FLOAT_TOLERANCE.
+    """
+    if runner.format == "keras" or not infer.check_windows:
+        return None
+    source = runner.meta.get("source") or ""
+    ref_path = (
+        source
+        if not source or fs.is_remote(source) or os.path.isabs(source)
+        else join(os.path.dirname(runner.path.rstrip("/")) or ".", source)
+    )
+    if not ref_path or not fs.exists(ref_path):
+        log(
+            f"predict: {runner.path} not checked: its Keras model {ref_path or '(not recorded)'} is not there"
+        )
+        return None
+    batch, _ = windows(
+        wave,
+        runner.meta["sample_rate"],
+        infer.window_seconds,
+        infer.hop_seconds or None,
+        context_seconds(runner, infer.window_seconds),
+    )
+    result = compare(KerasRunner(ref_path, infer.batch_size), runner, batch[: infer.check_windows])
+    log(
+        f"predict: {runner.path} vs {ref_path} on {result['check_windows']} window(s): largest difference "
+        f"{result['max_abs_diff']:.2e}, same top class on {result['top1_agreement']:.0%}"
+    )
+    if runner.meta.get("format") != "tflite-int8" and result["max_abs_diff"] > FLOAT_TOLERANCE:
+        raise DataError(
+            f"{runner.path}: differs from {ref_path} by {result['max_abs_diff']:.2e} "
+            f"(over {FLOAT_TOLERANCE}); export it again with `birdtpu export`"
+        )
+    return result
