@@ -129,7 +129,8 @@ def test_code_dataset_with_deps_ships_what_kaggle_lacks_offline(tmp_path, code_d
     lacking = sorted(
         {bk.requirement_name(r) for r in bk.wheel_requirements(wheel)} - bk.KAGGLE_IMAGE_PACKAGES
     )
-    assert "kapre" in lacking and "tensorflow" not in lacking
+    assert "iterative-stratification" in lacking and "tensorflow" not in lacking
+    assert "kapre" not in lacking  # the optional extra [kapre]
     house = tmp_path / "wheelhouse"
     house.mkdir()
     for name in lacking:  # the installed version meets birdtpu's range
@@ -199,7 +200,7 @@ def test_wheel_requirements_leave_out_extras(code_dataset):
     names = {
         bk.requirement_name(r) for r in bk.wheel_requirements(next(code_dataset.glob("*.whl")))
     }
-    assert {"keras", "kapre", "pandas"} <= names
+    assert {"keras", "pandas"} <= names and "kapre" not in names
     assert (
         "tensorflow" not in names
     )  # the image's own (tensorflow or tensorflow-cpu), or the [tf] extra
