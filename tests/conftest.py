@@ -41,6 +41,18 @@ TINY = [
 ]
 
 
+# the Freesound 2019 CNN at 1/8 width without any random layer: runs that must match number for
+# number (one device vs two, one process vs two workers) see the same function
+NO_RANDOM_LAYERS = [
+    "model.name=fat2019",
+    "model.width=0.125",
+    "model.dropout=0",
+    "model.backbone_dropout=0",
+    "augment.freq_masks=0",
+    "augment.time_masks=0",
+]
+
+
 def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """`birdtpu ARGS` in a subprocess, output captured as text."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -9,20 +9,11 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli, tiny_overrides
+from conftest import NO_RANDOM_LAYERS, run_cli, tiny_overrides
 
 from birdtpu.config import load_config
 from birdtpu.models.registry import build_model
 from birdtpu.train.losses import make_loss
-
-DETERMINISTIC = [  # no random layer, so both runs see the same function
-    "model.name=fat2019",
-    "model.width=0.125",
-    "model.dropout=0",
-    "model.backbone_dropout=0",
-    "augment.freq_masks=0",
-    "augment.time_masks=0",
-]
 
 
 def _fit_once(cfg, weights, x, y):
@@ -42,7 +33,7 @@ def test_two_device_fit_equals_one_device_fit(tmp_path):
     devices = jax.devices("cpu")
     if len(devices) < 2:
         pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2")
-    cfg = load_config(None, tiny_overrides(tmp_path, *DETERMINISTIC))
+    cfg = load_config(None, tiny_overrides(tmp_path, *NO_RANDOM_LAYERS))
     rng = np.random.default_rng(0)
     # the Freesound 2019 CNN, two steps: EfficientNet's 80 BatchNorms over batches of 8 random
     # clips amplify float rounding (1e-6 after a step, on one device as on two) into drift

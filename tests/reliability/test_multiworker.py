@@ -34,7 +34,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli, tiny_overrides
+from conftest import NO_RANDOM_LAYERS, run_cli, tiny_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GLOBAL_BATCH = 4
@@ -44,12 +44,7 @@ STILL = [
     "data.num_folds=2",
     "shards.target_mb=0.5",
     "train.shuffle_buffer=1",
-    "model.name=fat2019",
-    "model.width=0.125",
-    "model.dropout=0",
-    "model.backbone_dropout=0",
-    "augment.freq_masks=0",
-    "augment.time_masks=0",
+    *NO_RANDOM_LAYERS,
     "augment.noise_prob=0.5",
     "augment.mixup_prob=0.5",
     "runtime.deterministic=true",
