@@ -47,10 +47,10 @@ class DataConfig:
     cv_min: int = _opt(0, lo=0)  # classes with fewer rows are trained on, never validated (0: off)
     max_per_class: int = _opt(
         0, lo=0
-    )  # downsample larger classes to this many rows, seeded (0: off)
+    )  # training split only: at most this many clips per class per epoch, expected (0: off)
     min_per_class: int = _opt(
         0, lo=0
-    )  # upsample smaller classes by copies, seeded, after folds: a copy keeps its recording's fold (0: off)
+    )  # training split only: at least this many clips per class per epoch, by copies (0: off)
 
 
 @dataclass
@@ -69,7 +69,7 @@ class SynthConfig:
 
 @dataclass
 class ShardConfig:
-    dir: str = ""  # output folder (local or gs://); empty: <output_dir>/<name>/shards
+    dir: str = ""  # output folder (local or gs://); empty: the shared cache, <output_dir>/shard-cache/<format>-<key>
     target_mb: float = _opt(150.0, lo=0.01)  # close a shard when its PCM reaches this size
     compression: str = _opt(
         "", choices=("", "GZIP")
@@ -86,6 +86,9 @@ class ShardConfig:
     decoder: str = _opt(
         "auto", choices=("auto", "soundfile", "tfio")
     )  # auto: soundfile; tensorflow-io for formats libsndfile lacks
+    max_skipped: float = _opt(
+        0.5, lo=0.0, hi=1.0
+    )  # share of recordings that may be skipped as unusable; more is an error (shard, fit)
 
 
 @dataclass
@@ -111,8 +114,8 @@ class FrontendConfig:
 
 @dataclass
 class AugmentConfig:
-    # where waveform noise, gain and shift run: auto = in the model on a TPU/GPU, in tf.data on a
-    # CPU (birdtpu.train.placement); stretch, pitch, background and MixUp/CutMix stay in tf.data
+    # where noise, gain, shift (in the model) and MixUp/CutMix (in the train step) run: auto = on
+    # a TPU/GPU, in tf.data on a CPU (birdtpu.train.placement); stretch, pitch, background: tf.data
     in_model: str = _opt("auto", choices=("auto", "true", "false"))
     crop: str = _opt(
         "random", choices=("random", "start", "box")
@@ -240,6 +243,9 @@ class TrainConfig:
     backup_steps: int = _opt(
         0, lo=0
     )  # also back up every N steps to resume mid-epoch; 0: at epoch ends only
+    min_val_clips: int = _opt(
+        2, lo=1
+    )  # fit warns when the validation fold has fewer clips than this for some class
 
 
 @dataclass
@@ -258,7 +264,7 @@ class RuntimeConfig:
 
 @dataclass
 class InferConfig:
-    # empty: the run's model.keras; .keras, SavedModel folder or .tflite; several, comma-separated, are blended
+    # empty: the run's model.keras; .keras, SavedModel, .tflite, .onnx or OpenVINO .xml; several, comma-separated, blend
     model: str = ""
     window_seconds: float = _opt(
         5.0, lo=0.1
@@ -281,7 +287,10 @@ class InferConfig:
     sample_submission: str = ""
     threads: int = _opt(
         0, lo=0
-    )  # TFLite: single-threaded interpreters sharing each batch in parallel; 0: one per core
+    )  # CPU threads of an export (TFLite: 1-thread interpreters; ONNX Runtime, OpenVINO: in all); 0: every core
+    streams: int = _opt(
+        0, lo=0
+    )  # ONNX Runtime / OpenVINO: slices of each batch run at once, threads split among them; 0: threads // 2
     check_windows: int = _opt(
         4, lo=0
     )  # windows on which an export is checked against its Keras model; 0: no check
@@ -320,8 +329,11 @@ class Config:
 
     @property
     def shard_dir(self) -> str:
-        """Where this run's shards are (built if missing)."""
-        return self.shards.dir or join(self.run_dir, "shards")
+        """Where this run's shards are (built if missing): `shards.dir`, or the cache's set for
+        this run's data and shard settings (`birdtpu.data.shardcache`)."""
+        from birdtpu.data.shardcache import default_dir
+
+        return self.shards.dir or default_dir(self)
 
 
 def _check_value(value, tp, key: str, meta: dict):

@@ -26,7 +26,10 @@ def test_defaults_and_yaml_and_overrides(tmp_path):
     assert cfg.name == "x" and cfg.train.epochs == 7
     assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)  # an int where a float goes
     assert cfg.data.root == "gs://bucket/data" and cfg.runtime.deterministic is True
-    assert cfg.run_dir == "runs/x" and cfg.shard_dir == "runs/x/shards"
+    assert cfg.run_dir == "runs/x"
+    local = load_config(path, [f"data.root={tmp_path}", f"output_dir={tmp_path}/runs"])
+    assert local.shard_dir.startswith(f"{tmp_path}/runs/shard-cache/birdclef-")
+    assert load_config(path, ["shards.dir=gs://bucket/shards"]).shard_dir == "gs://bucket/shards"
 
 
 @pytest.mark.parametrize(

@@ -388,14 +388,11 @@ def test_shards_of_another_plan_are_rewritten_not_reused(tmp_path, long_and_shor
 def test_manifest_checks(tiny_data, tmp_path):
     cfg = cfg_for(tiny_data, tmp_path)
     manifest = ensure_shards(cfg, quiet)
+    other = tiny_overrides(tmp_path, f"data.root={tiny_data[0]}", "data.sample_rate=22050")
+    # in the cache another sample rate is another set; an explicit shards.dir is refused
+    assert load_config(None, other).shard_dir != cfg.shard_dir
     with pytest.raises(DataError, match="built with other data/shard settings"):
-        ensure_shards(
-            load_config(
-                None,
-                tiny_overrides(tmp_path, f"data.root={tiny_data[0]}", "data.sample_rate=22050"),
-            ),
-            quiet,
-        )
+        ensure_shards(load_config(None, [*other, f"shards.dir={cfg.shard_dir}"]), quiet)
     os.remove(os.path.join(cfg.shard_dir, manifest["shards"][0]["file"]))
     with pytest.raises(DataError, match="missing; rerun `birdtpu shard`"):
         shard_paths(cfg.shard_dir, manifest)
@@ -464,4 +461,7 @@ def test_tiny_dataset_copy_with_broken_files(tiny_data, tmp_path):
     assert skipped[os.path.basename(first)].startswith(("unreadable", "truncated"))
     assert skipped[os.path.basename(second)] == "all samples are zero"
     assert sum(line.startswith("shard: skip ") for line in lines) == 2 and "2 skipped" in lines[-2]
-    assert lines[-1] == "shard: skipped 2 of 18 recordings: 1 all samples are zero, 1 unreadable"
+    assert lines[-1] == (
+        "shard: skipped 2 of 18 recordings: 1 all samples are zero, 1 unreadable "
+        "(listed in manifest.json)"
+    )

@@ -301,7 +301,8 @@ def test_parse_folds_and_fold_config():
             cv.parse_folds(bad, 3)
     cfg = load_config(None, ["name=r", "output_dir=/o"])
     sub = cv.fold_config(cfg, 2)
-    assert sub.run_dir == "/o/r/fold2" and sub.data.fold == 2 and sub.shard_dir == "/o/r/shards"
+    assert sub.run_dir == "/o/r/fold2" and sub.data.fold == 2 and sub.shard_dir == cfg.shard_dir
+    assert cfg.shard_dir.startswith("/o/shard-cache/birdclef-")  # every fold reads the run's set
 
 
 @pytest.mark.slow
@@ -356,4 +357,4 @@ def test_cli_folds_all_writes_pooled_oof_and_truth_for_the_stacker(tmp_path, tin
         timeout=900,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
-    assert again.returncode == 0 and "fold 1 already trained" in again.stderr
+    assert again.returncode == 0 and "fold1 is already trained" in again.stderr

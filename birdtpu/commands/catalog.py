@@ -6,28 +6,43 @@ de-duplicate; drop recordings of the --exclude-finetune sets; drop --corrupt-lis
 classes train-only (--cv-min); assign folds; upsample (--min-per-class: copies keep their
 recording's fold). Every dropped row is counted in the summary and listed, with its reason, in
 `<out>.dropped.csv`; bad metadata rows and unusable recordings are also logged by name.
+Without --check-audio, recordings that do not exist are counted and named in a warning; a run
+that drops every row is an error naming the first rows and why.
 """
 
 from __future__ import annotations
 
+import argparse
+
 from birdtpu.commands import log
+from birdtpu.data.layouts import LAYOUTS, describe
 from birdtpu.errors import DataError
 
 GROUP_BY = {"recording": "filepath", "author": "author", "none": None}
-FORMAT_NAMES = (
-    "birdclef2021 birdclef2022 birdclef2023 birdclef2024 birdclef birdclef-root birdclef2020 "
-    "xc-am xc-nz fat2019-curated fat2019-noisy rfcx-tp rfcx-fp"
-)  # catalog.FORMATS, without pandas
+FORMAT_NAMES = " ".join(LAYOUTS)  # catalog.FORMATS, without pandas
 
 
 def add_arguments(parser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "source formats (what FORMAT=DIR expects; --audio-dir replaces the audio folder):\n"
+        + describe()
+    )
     parser.add_argument(
         "--source",
         action="append",
         required=True,
         metavar="FORMAT=DIR",
         help=f"a dataset to read (repeatable, in priority order for de-duplication); "
-        f"FORMAT is one of: {FORMAT_NAMES}",
+        f"FORMAT is one of: {FORMAT_NAMES} (layouts below)",
+    )
+    parser.add_argument(
+        "--audio-dir",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="where the audio of the n-th --source is (repeatable, in --source order): "
+        "relative to its DIR, absolute, or '.' for DIR itself; default: the format's folder",
     )
     parser.add_argument(
         "--out",
@@ -130,6 +145,11 @@ def _sidecar(out: str, suffix: str) -> str:
 
 
 def _check_args(args) -> None:
+    if len(args.audio_dir) > len(args.source):
+        raise DataError(
+            f"{len(args.audio_dir)} --audio-dir for {len(args.source)} --source: give one per "
+            "source, in the same order"
+        )
     for name in ("workers", "max_per_class", "min_per_class", "cv_min", "folds"):
         if getattr(args, name) < 0:
             raise DataError(f"--{name.replace('_', '-')} must not be negative")
@@ -150,10 +170,11 @@ def build(args, say=log):
     _check_args(args)
     classes = catalog.read_class_list(args.classes) if args.classes else None
     bad: list = []
+    audio = args.audio_dir + [None] * (len(args.source) - len(args.audio_dir))
     df = catalog.merge(
         [
-            catalog.read_source(*_spec(s, "--source"), classes=classes, bad_rows=bad)
-            for s in args.source
+            catalog.read_source(*_spec(s, "--source"), classes, bad, audio_dir=a)
+            for s, a in zip(args.source, audio)
         ]
     )
     skipped = pd.concat([catalog.no_drops(), *bad], ignore_index=True)
@@ -162,6 +183,8 @@ def build(args, say=log):
     read = pd.concat([df["source"], skipped["source"]]).value_counts(sort=False)
     df, drops, notes = _clean(df, args, say)
     drops.insert(0, skipped)
+    if not len(df):
+        raise DataError(f"all {int(read.sum())} rows dropped ({_first_drops(drops)})")
     if len(skipped):
         notes.append(
             catalog.skip_summary("catalog", skipped["reason"], int(read.sum()), "metadata rows")
@@ -173,6 +196,17 @@ def build(args, say=log):
         dropped,
         classes or catalog.label_map(df),
         _summary(read, df.iloc[:originals], dropped, args) + notes,
+    )
+
+
+def _first_drops(drops, n: int = 3) -> str:
+    """The first `n` dropped rows: file, reason and detail."""
+    import pandas as pd
+
+    rows = pd.concat(drops, ignore_index=True).head(n)
+    return "; ".join(
+        f"{r.filepath}: {r.reason}" + (f" ({r.detail})" if isinstance(r.detail, str) else "")
+        for r in rows.itertuples()
     )
 
 
@@ -215,6 +249,8 @@ def _clean(df, args, say):
         ):
             say(f"catalog: skip {path}: {reason}")
         drops.append(dropped)
+    else:
+        notes.extend(catalog.missing_warning(df))
     return df, drops, notes
 
 

@@ -1,4 +1,4 @@
-"""`birdtpu export`: a trained model as SavedModel or TFLite (float32, int8) for fast CPU inference."""
+"""`birdtpu export`: a trained model as SavedModel, TFLite, ONNX or OpenVINO IR for fast CPU inference."""
 
 from birdtpu.commands import add_config_arguments, config_from_args, log
 from birdtpu.infer.files import EXPORT_FORMATS, FRONTENDS
@@ -10,7 +10,9 @@ def add_arguments(parser) -> None:
         "--format",
         required=True,
         choices=EXPORT_FORMATS,
-        help="savedmodel, tflite (float32) or tflite-int8 (dynamic-range int8 weights)",
+        help="savedmodel, tflite / onnx / openvino (float32), openvino-fp16 (float16 weights), "
+        "tflite-int8 (dynamic-range int8 weights) or onnx-int8 (static int8, calibrated on the "
+        "check windows); see docs/inference.md",
     )
     parser.add_argument(
         "--model", help="the .keras model (default: infer.model, else <run dir>/model.keras)"
@@ -22,8 +24,9 @@ def add_arguments(parser) -> None:
         "--frontend",
         choices=FRONTENDS,
         default="host",
-        help="TFLite only: compute the mel frontend on the host in front of the interpreter "
-        "(host, faster) or inside the file (tflite, self-contained); default: %(default)s",
+        help="TFLite, ONNX, OpenVINO: compute the mel frontend on the host in front of the "
+        "runtime (host, faster) or inside the file (tflite: self-contained; not for ONNX); "
+        "default: %(default)s",
     )
 
 
@@ -34,7 +37,7 @@ def run(args) -> int:
     from birdtpu.infer.predict import model_paths
 
     model_path = args.model or model_paths(cfg)[0]
-    check = check_windows_for(cfg, model_path, log)
+    check, where = check_windows_for(cfg, model_path, log)
     side = export_model(
         model_path,
         args.format,
@@ -47,6 +50,6 @@ def run(args) -> int:
     )
     print(
         f"{side['path']}: {args.format}, largest difference to {model_path} {side['max_abs_diff']:.2e} "
-        f"on {side['check_windows']} windows, same top class on {side['top1_agreement']:.1%}"
+        f"on {where}, same top class on {side['top1_agreement']:.1%}"
     )
     return 0

@@ -14,6 +14,11 @@ def add_arguments(parser) -> None:
         metavar="all|K,K,...",
         help="train these folds, each in <run>/fold<k>/, then write the pooled oof.csv and truth.csv",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="retrain a finished run from scratch (without it, a finished run is left as it is)",
+    )
 
 
 def run(args) -> int:
@@ -23,7 +28,7 @@ def run(args) -> int:
     if args.folds is not None:
         from birdtpu.train.cv import fit_folds, parse_folds
 
-        scores = fit_folds(cfg, parse_folds(args.folds, cfg.data.num_folds), log)
+        scores = fit_folds(cfg, parse_folds(args.folds, cfg.data.num_folds), log, args.overwrite)
         print(
             f"{cfg.run_dir}: oof.csv, truth.csv, cv.json and fold<k>/; "
             f"pooled out-of-fold macro ROC-AUC {scores['macro_roc_auc']:.4f}"
@@ -31,7 +36,7 @@ def run(args) -> int:
         return 0
     from birdtpu.train.fit import fit
 
-    scores = fit(cfg, log)
+    scores = fit(cfg, log, args.overwrite)
     print(
         f"{cfg.run_dir}: model.keras, history.csv, oof_fold{cfg.data.fold}.csv, metrics.json; "
         f"validation macro ROC-AUC {scores['macro_roc_auc']:.4f}"

@@ -7,7 +7,8 @@ and only where it loads. Remote paths (`gs://`) are read through `tf.io.gfile`.
 An unusable recording raises `AudioError` with the file and a reason that starts with its kind,
 so a shard build can skip and count it: `unreadable (...)`, `empty file (0 bytes)`,
 `empty (no samples)`, `truncated (...)`, `contains NaN or infinite samples`,
-`all samples are zero`.
+`all samples are zero`. An MP3 without a Xing, Info or VBRI frame is judged by its last frame, not
+by libsndfile's estimate of its length (`birdtpu.data.mp3`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from birdtpu import fs
+from birdtpu.data.mp3 import counts_frames, read_mpeg
 from birdtpu.errors import DataError
 
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".wav", ".mp3", ".opus")
@@ -179,10 +181,11 @@ def _to_float(data: np.ndarray) -> np.ndarray:
 
 
 def container_problem(source) -> str | None:
-    """Why an Ogg or RIFF/WAVE file (a path or a binary file object) is cut short, or None.
+    """Why an Ogg, RIFF/WAVE or MP3 file (a path or a binary file object) is cut short, or None.
 
     Ogg: the last page must be complete and mark the end of the stream. WAVE: the data chunk
-    must hold the bytes its header declares. Other formats are checked by decoded length.
+    must hold the bytes its header declares. MP3 without a frame count (Xing/Info/VBRI): the last
+    frame must be complete. Other formats are checked by decoded length (see `counts_frames`).
     """
     fh = fs.open(source) if isinstance(source, str) else source
     try:
@@ -192,7 +195,8 @@ def container_problem(source) -> str | None:
             return _ogg_problem(fh)
         if magic[:4] == b"RIFF" and magic[8:12] == b"WAVE":
             return _wave_problem(fh)
-        return None
+        frames = read_mpeg(fh)
+        return frames[1] if frames is not None and not frames[0] else None
     finally:
         if isinstance(source, str):
             fh.close()
@@ -258,7 +262,7 @@ def load_audio(
     data, rate, expected = (
         _read_tfio(path, max_seconds) if tfio else _read_soundfile(path, source, max_seconds)
     )
-    if check and expected > 0 and len(data) < expected * (1 - _SHORTFALL):
+    if check and expected > 0 and len(data) < expected * (1 - _SHORTFALL) and counts_frames(source):
         raise AudioError(
             path,
             f"truncated (decoded {len(data) / rate:.2f} s of the {expected / rate:.2f} s "

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from birdtpu import fs
+from birdtpu.data.balance import balance
 from birdtpu.data.batches import augmented_batches, background_batches
 from birdtpu.data.crops import AUTOTUNE, crop_policies, record_clips
 from birdtpu.data.shards import parse_example, parse_header
@@ -84,6 +85,7 @@ def build_dataset(
     background=None,
     sample_rate: int | None = None,
     cycle_length: int = 16,
+    copies=None,
     log=print,
 ):
     """Batches of (waveform [batch, clip_samples], target [batch, classes]) from shard `paths`.
@@ -98,7 +100,8 @@ def build_dataset(
     evaluation splits the records instead. `cache` keeps the records in memory (True) or in a
     file (a path) after the first pass. `background` (a folder/glob/dataset, default
     `augment.background`) feeds background mixing; audio files there need `sample_rate`.
-    `deterministic` fixes the order (and, with `seed`, every random draw).
+    `deterministic` fixes the order (and, with `seed`, every random draw). `copies` (training): the
+    expected copies per record of each class (`birdtpu.data.balance`), the class balance.
     """
     if not paths:
         raise DataError("no shard files to read")
@@ -135,6 +138,8 @@ def build_dataset(
     crop, pad, trim_db = crop_policies(training, augment, crop, pad, trim_db)
     parse = parse_example if trim_db > 0 else parse_header  # trimming needs the whole recording
     ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
+    if training and copies is not None:
+        ds = balance(ds, copies, seed, order)
     clips = record_clips(
         ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids
     )

@@ -5,14 +5,19 @@ from __future__ import annotations
 import pandas as pd
 
 from birdtpu import fs
-from birdtpu.config import to_dict
-from birdtpu.data import catalog, folds, sampling, shards
+from birdtpu.data import catalog, folds, sampling, shardcache, shards
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 
 
 def ensure_dataset(cfg, log=print) -> None:
-    """Write the synthetic dataset into `data.root` when `data.synthesize` and it has no metadata."""
+    """Write the synthetic dataset into `data.root` when `data.synthesize` and it has no metadata.
+
+    Only under the synthetic set's own names (data.metadata, data.audio_dir at their defaults) and
+    into an empty folder or an earlier synthetic set: else a DataError, and nothing is written.
+    """
+    import posixpath
+
     meta = join(cfg.data.root, cfg.data.metadata)
     if cfg.data.table or cfg.data.format != "birdclef" or fs.exists(meta):
         return
@@ -20,18 +25,28 @@ def ensure_dataset(cfg, log=print) -> None:
         raise DataError(
             f"{meta}: metadata file not found (set data.root, or data.synthesize: true for the demo)"
         )
-    from birdtpu.data.synth import write_dataset
+    from birdtpu.data.synth import AUDIO_DIR, METADATA, check_target, write_dataset
 
+    for key, value, own in (
+        ("metadata", cfg.data.metadata, METADATA),
+        ("audio_dir", cfg.data.audio_dir, AUDIO_DIR),
+    ):
+        if posixpath.normpath(value) != own:
+            raise DataError(
+                f"{meta}: metadata file not found, and data.synthesize writes {own}, not "
+                f"data.{key}={value}: check data.root and data.{key}, or set data.synthesize: false"
+            )
+    check_target(cfg.data.root)
     log(f"synth: {meta} not found, writing the synthetic dataset")
     write_dataset(cfg.data.root, cfg.synth, log=log)
 
 
 def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
-    """The run's catalog (from `data.table`, or root's metadata in `data.format`), sampled and
-    folded, and its label map. A table that has a `fold` column keeps its folds. Upsampled copies
-    come after the folds, so a recording and its copies are never on both sides of a split.
-    Bad metadata rows (duplicates, paths outside the root, malformed labels) are logged, counted
-    and skipped."""
+    """The run's catalog (from `data.table`, or root's metadata in `data.format`), folded, and its
+    label map: every recording once. A table that has a `fold` column keeps its folds. Class
+    balance (`data.min_per_class`, `data.max_per_class`) is the training pipeline's, after the
+    split (`birdtpu.data.balance`). Bad metadata rows (duplicates, paths outside the root,
+    malformed labels) are logged, counted and skipped."""
     d = cfg.data
     bad: list = []
     if d.table:
@@ -49,30 +64,13 @@ def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
                 "catalog", skipped["reason"], len(df) + len(skipped), "metadata rows"
             )
         )
-    if d.max_per_class:
-        df = sampling.downsample(df, d.max_per_class, cfg.runtime.seed)
     if d.cv_min:
         df = sampling.filter_rare(df, d.cv_min)
     if "fold" not in df.columns:
         df["fold"] = folds.make_folds(
             df, d.num_folds, cfg.runtime.seed, d.fold_method, d.group_by or None
         )
-    if d.min_per_class:
-        df = sampling.upsample(df, d.min_per_class, cfg.runtime.seed)
     return df.reset_index(drop=True), catalog.label_map(df)
-
-
-def _shard_settings(cfg) -> dict:
-    """What a shard set depends on; a manifest built with other settings is not reused."""
-    return {
-        "data": {
-            k: v
-            for k, v in to_dict(cfg)["data"].items()
-            if k not in ("fold", "synthesize", "soundscape_dir")
-        },
-        "shards": {k: v for k, v in to_dict(cfg)["shards"].items() if k not in ("workers", "dir")},
-        "seed": cfg.runtime.seed,
-    }
 
 
 def ensure_shards(
@@ -83,8 +81,10 @@ def ensure_shards(
     The shards of a finished set are checked first: a missing one or one of another size (with
     `verify`, another sha256) is rewritten with `repair` (`birdtpu shard`), else a DataError names it.
     """
+    if not cfg.shards.dir:  # the cache key hashes the metadata: the synthetic set comes first
+        ensure_dataset(cfg, log)
     out = cfg.shard_dir
-    settings = _shard_settings(cfg)
+    settings = shardcache.shard_settings(cfg)
     if rebuild and fs.exists(out):
         fs.rmtree(out)
     if fs.exists(join(out, shards.MANIFEST)):
@@ -96,6 +96,8 @@ def ensure_shards(
             )
         problems = shards.check_shards(out, manifest, verify)
         if not problems:
+            shards.check_skipped(manifest, cfg.shards.max_skipped, out)
+            log(f"shards: {out}: {manifest['examples']} clips, built before; nothing to decode")
             return manifest
         if not repair:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -107,7 +109,7 @@ def ensure_shards(
     ensure_dataset(cfg, log)
     df, classes = load_catalog(cfg, log)
     weights = catalog.targets(df, classes, cfg.data.secondary_weight)
-    return shards.build_shards(
+    manifest = shards.build_shards(
         df,
         classes,
         out,
@@ -119,3 +121,5 @@ def ensure_shards(
         seed=cfg.runtime.seed,
         verify=verify,
     )
+    shards.check_skipped(manifest, cfg.shards.max_skipped, out)
+    return manifest

@@ -10,6 +10,7 @@ seed alone, not on the order or parallelism of the writes.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -17,8 +18,11 @@ import numpy as np
 import pandas as pd
 
 from birdtpu.data.audio import write_audio
+from birdtpu.errors import DataError
 
 SHAPES = ("whistle", "trill", "harmonic", "buzz")
+METADATA, AUDIO_DIR = "train_metadata.csv", "train_audio"  # the names `write_dataset` writes
+MARKER = ".birdtpu-synthetic.json"  # marks a folder as a synthetic set: rewriting it loses nothing
 SOUNDSCAPE_RATE = 32000
 _CLIP, _SPECIES, _SCAPE = 1, 2, 3
 
@@ -159,12 +163,18 @@ def write_dataset(root: str, cfg, log=print) -> pd.DataFrame:
 
     Layout: `train_metadata.csv`, `train_audio/<code>/<code>_<n>.ogg`, `soundscapes/*.ogg`,
     `soundscape_labels.csv` (row_id and a 0/1 column per species, one row per 5-s window),
-    `soundscape_events.csv` (each call's species and times) and `sample_submission.csv`.
+    `soundscape_events.csv` (each call's species and times) and `sample_submission.csv`, and
+    MARKER. `root` must be empty, missing or an earlier synthetic set: DataError otherwise, before
+    anything is written.
     """
+    check_target(root)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, MARKER), "w") as fh:
+        json.dump({"written_by": "birdtpu synth", "seed": cfg.seed}, fh)
     species = make_species(cfg.num_species, cfg.seed)
     rows = []
     for i, sp in enumerate(species):
-        os.makedirs(os.path.join(root, "train_audio", sp.code), exist_ok=True)
+        os.makedirs(os.path.join(root, AUDIO_DIR, sp.code), exist_ok=True)
         for n in range(cfg.clips_per_species):
             rng = np.random.default_rng([cfg.seed, _CLIP, i, n])
             sr = int(rng.choice(cfg.sample_rates))
@@ -177,7 +187,7 @@ def write_dataset(root: str, cfg, log=print) -> pd.DataFrame:
                 species, i, secondary, seconds, sr, float(rng.uniform(*cfg.snr_db)), rng
             )
             filename = f"{sp.code}/{sp.code}_{n:04d}.ogg"
-            write_audio(os.path.join(root, "train_audio", filename), wave, sr)
+            write_audio(os.path.join(root, AUDIO_DIR, filename), wave, sr)
             rows.append(
                 {
                     "primary_label": sp.code,
@@ -195,12 +205,25 @@ def write_dataset(root: str, cfg, log=print) -> pd.DataFrame:
                 }
             )
     meta = pd.DataFrame(rows)
-    meta.to_csv(os.path.join(root, "train_metadata.csv"), index=False)
+    meta.to_csv(os.path.join(root, METADATA), index=False)
     _write_soundscapes(root, species, cfg)
     log(
         f"synth: {len(meta)} clips of {len(species)} species and {cfg.num_soundscapes} soundscapes in {root}"
     )
     return meta
+
+
+def check_target(root: str) -> None:
+    """DataError where `root` holds files and no MARKER: the synthetic set never overwrites data."""
+    names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DataError(f"{root}: not a folder; the synthetic dataset needs an empty folder")
+    if names and MARKER not in names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise DataError(
+            f"{root}: holds files the synthetic dataset did not write ({shown}); it writes only "
+            "into an empty folder or an earlier synthetic set (check data.root)"
+        )
 
 
 def _write_soundscapes(root: str, species: list[Species], cfg, window: float = 5.0) -> None:

@@ -1,21 +1,26 @@
-"""Export a model saved by `fit` for fast CPU inference: SavedModel, TFLite float32, TFLite int8.
+"""Export a model saved by `fit` for fast CPU inference: SavedModel, TFLite, ONNX, OpenVINO IR.
 
 | format        | writes (next to the model)        | holds                                            |
 |---------------|-----------------------------------|--------------------------------------------------|
 | savedmodel    | `<stem>_savedmodel/`              | waveform -> probabilities (serving signature)    |
 | tflite        | `<stem>_fp32.tflite`              | float32; XNNPACK runs it                         |
 | tflite-int8   | `<stem>_int8.tflite`              | dynamic-range int8 weights, float activations    |
+| onnx          | `<stem>_onnx.onnx`                | float32 (Keras' ONNX export); ONNX Runtime       |
+| onnx-int8     | `<stem>_onnx_int8.onnx`           | static int8 (QDQ), calibrated on the check windows |
+| openvino      | `<stem>_openvino.xml` + `.bin`    | float32 IR (OpenVINO's converter, from a SavedModel) |
+| openvino-fp16 | `<stem>_openvino_fp16.xml` + `.bin` | float16 weights, float32 compute             |
 
 Each export gets a sidecar of its name with `.json` (`model_fp32.json`, ...): the model's classes, sample rate and clip
 length, the source `.keras` file, and how far the export's outputs are from the Keras model's on
-sample windows (largest absolute difference, share of windows with the same top class).
+sample windows (largest absolute difference, share of windows with the same top class). A float
+export further than `parity.FLOAT_TOLERANCE` from its Keras model is refused and removed.
 
 The mel frontend: exports use `MelSpectrogramTflite`, the numbers of the model's `keras.ops`
-mel layer (or of kapre's, `frontend.impl: kapre`) through `tf.signal`, which TFLite converts. A TFLite
-export keeps the frontend out of the file by default (`frontend="host"`): the sidecar holds it
-and the runner computes the images on the host (`hostmel.py`: scipy's FFT, then the frontend's
-own layers), several times faster than TFLite's FFT; `frontend="tflite"` puts it inside, for a
-self-contained file.
+mel layer (or of kapre's, `frontend.impl: kapre`) through `tf.signal`, which TFLite converts. A
+TFLite, ONNX or OpenVINO export keeps the frontend out of the file by default (`frontend="host"`):
+the sidecar holds it and the runner computes the images on the host (`hostmel.py`: scipy's FFT,
+then the frontend's own layers), several times faster than TFLite's FFT; `frontend="tflite"` puts
+it inside, for a self-contained file (TFLite and OpenVINO; tf2onnx cannot convert the STFT).
 """
 
 from __future__ import annotations
@@ -30,8 +35,17 @@ import tensorflow as tf
 
 from birdtpu import fs
 from birdtpu.errors import DataError
-from birdtpu.infer.files import EXPORT_FORMATS, FRONTENDS, default_path, export_sidecar
-from birdtpu.infer.parity import compare, synthetic_windows
+from birdtpu.infer.files import (
+    EXPORT_FORMATS,
+    FRONTENDS,
+    QUANTIZED,
+    default_path,
+    export_sidecar,
+    model_format,
+)
+from birdtpu.infer.onnx_export import onnx_bytes
+from birdtpu.infer.openvino_export import weights_path, write_openvino
+from birdtpu.infer.parity import FLOAT_TOLERANCE, compare, synthetic_windows
 from birdtpu.infer.runners import KerasRunner, load_model, open_model
 from birdtpu.layers.augment import WaveAugment
 from birdtpu.layers.frontend import MelSpectrogram, MelSpectrogramTflite, SpecAugment
@@ -125,6 +139,35 @@ def _tflite_bytes(model: keras.Model, int8: bool) -> bytes:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _write(fmt: str, model: keras.Model, out: str, front, check: np.ndarray) -> None:
+    """Write `model` (image or waveform in) as a TFLite, ONNX or OpenVINO file at `out`."""
+    if fmt.startswith("tflite"):
+        fs.atomic_write_bytes(out, _tflite_bytes(model, fmt == "tflite-int8"))
+    elif fmt.startswith("onnx"):
+        calibration = None
+        if fmt == "onnx-int8":
+            images = (
+                keras.ops.convert_to_numpy(front(check))
+                if len(model.inputs[0].shape) == 4
+                else check
+            )
+            calibration = [images, check][: len(model.inputs)]
+        fs.atomic_write_bytes(out, onnx_bytes(model, calibration))
+    else:
+        write_openvino(model, out, fp16=fmt == "openvino-fp16")
+
+
+def _remove_export(out: str) -> None:
+    """Remove an export, its weights (OpenVINO) and its sidecar."""
+    if model_format(out) == "savedmodel":
+        fs.rmtree(out)
+    else:
+        fs.discard(out)
+        if out.endswith(".xml"):
+            fs.discard(weights_path(out))
+    fs.discard(export_sidecar(out))
+
+
 def export_model(
     model_path: str,
     fmt: str,
@@ -156,11 +199,18 @@ def export_model(
         "input_shape": [None, samples],
         "frontend": None,
     }
+    if check is None:
+        check = synthetic_windows(samples, meta["sample_rate"])
     if fmt == "savedmodel":
         _save_savedmodel(inference_model(model), out)
     else:
         front, rest = split_frontend(model)
-        if frontend == "host" and len(rest.inputs) == 2:
+        if fmt.startswith("onnx") and frontend != "host":
+            raise DataError(
+                f"export: {model_path}: the mel front end cannot go inside an ONNX file (tf2onnx "
+                "does not convert the STFT); use --frontend host, or --format openvino"
+            )
+        if frontend == "host" and len(rest.inputs) == 2 and fmt.startswith("tflite"):
             log(
                 f"export: {model_path} reads the waveform beside its mel image (global "
                 "features): the mel front end goes inside the TFLite file"
@@ -168,16 +218,17 @@ def export_model(
             frontend = "tflite"
         if frontend == "host":
             side["frontend"] = keras.saving.serialize_keras_object(front)
-            data = _tflite_bytes(rest, fmt == "tflite-int8")
-        else:
-            data = _tflite_bytes(inference_model(model), fmt == "tflite-int8")
-        fs.atomic_write_bytes(out, data)
+        _write(fmt, rest if frontend == "host" else inference_model(model), out, front, check)
     fs.write_json(export_sidecar(out), side)
-    if check is None:
-        check = synthetic_windows(samples, meta["sample_rate"])
     reference = KerasRunner(model_path, batch_size, model=model, meta=meta)
     side.update(compare(reference, open_model(out, batch_size, threads), check))
     fs.write_json(export_sidecar(out), side)
+    if fmt not in QUANTIZED and side["max_abs_diff"] > FLOAT_TOLERANCE:
+        _remove_export(out)
+        raise DataError(
+            f"export: {out} differs from {model_path} by {side['max_abs_diff']:.2e} (over "
+            f"{FLOAT_TOLERANCE}) on {side['check_windows']} windows; removed"
+        )
     where = "on the host" if side["frontend"] else "in the file"
     log(
         f"export: {out} ({fmt}, mel frontend {where}): largest difference to {model_path} "

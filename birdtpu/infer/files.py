@@ -19,10 +19,16 @@ EXPORT_SUFFIXES = {
     "savedmodel": "_savedmodel",
     "tflite": "_fp32.tflite",
     "tflite-int8": "_int8.tflite",
+    "onnx": "_onnx.onnx",
+    "onnx-int8": "_onnx_int8.onnx",
+    "openvino": "_openvino.xml",
+    "openvino-fp16": "_openvino_fp16.xml",
 }
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
-FRONTENDS = ("host", "tflite")  # where a TFLite export's mel front end runs
-SUFFIXES = (".keras", ".tflite")
+FRONTENDS = ("host", "tflite")  # where an export's mel front end runs: host, or inside the file
+SUFFIXES = (".keras", ".tflite", ".onnx", ".xml")
+# formats whose numbers are not float32's: predict does not refuse them for their difference
+QUANTIZED = ("tflite-int8", "onnx-int8")
 
 
 def _stem(path: str) -> str:
@@ -67,13 +73,16 @@ def read_meta(path: str) -> dict:
 
 
 def model_format(path: str) -> str:
-    """keras, savedmodel or tflite, from the extension or the folder's contents."""
-    if path.endswith(".keras"):
-        return "keras"
-    if path.endswith(".tflite"):
-        return "tflite"
+    """keras, savedmodel, tflite, onnx or openvino (an IR .xml), from the extension or the
+    folder's contents."""
+    for ext, kind in ((".keras", "keras"), (".tflite", "tflite"), (".onnx", "onnx")):
+        if path.endswith(ext):
+            return kind
+    if path.endswith(".xml"):
+        return "openvino"
     if fs.exists(join(path, "saved_model.pb")):
         return "savedmodel"
     raise DataError(
-        f"{path}: not a model (expected a .keras file, a .tflite file or a SavedModel folder)"
+        f"{path}: not a model (expected a .keras, .tflite, .onnx or OpenVINO .xml file, or a "
+        "SavedModel folder)"
     )

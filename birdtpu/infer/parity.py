@@ -1,7 +1,8 @@
 """Parity of an export with its Keras model: the windows to compare on and the comparison.
 
 `birdtpu export` compares each export with the Keras model it came from on real windows of the
-dataset (synthetic ones where there are none) and writes the result into the export's sidecar;
+dataset (synthetic ones where there are none, and says which) and writes the result into the
+export's sidecar;
 `birdtpu predict` compares again on the first windows of the first recording and refuses a float
 export further than FLOAT_TOLERANCE from its model.
 """
@@ -16,7 +17,7 @@ from birdtpu import fs
 from birdtpu.data.audio import AudioError
 from birdtpu.errors import DataError
 from birdtpu.fs import join
-from birdtpu.infer.files import read_meta
+from birdtpu.infer.files import QUANTIZED, read_meta
 from birdtpu.infer.recordings import decode, list_recordings
 from birdtpu.infer.runners import KerasRunner
 from birdtpu.infer.windows import context_seconds, windows
@@ -46,26 +47,39 @@ def synthetic_windows(samples: int, sample_rate: int, n: int = 8, seed: int = 0)
     return out
 
 
-def check_windows_for(cfg, model_path: str, log=print, n: int = 32) -> np.ndarray:
-    """Up to `n` clip-length windows of the dataset's soundscapes at the model's rate (synthetic
-    windows where there are none), for comparing an export with its Keras model."""
+def check_windows_for(cfg, model_path: str, log=print, n: int = 32) -> tuple[np.ndarray, str]:
+    """(up to `n` clip-length windows at the model's rate, which they are) for comparing an export
+    with its Keras model: windows of the soundscapes `predict` reads (`data.root`/
+    `data.soundscape_dir`, from the working folder), or seeded synthetic ones where none decode."""
     meta = read_meta(model_path)
     rate, clip = int(meta["sample_rate"]), float(meta["clip_seconds"])
-    folder = join(cfg.data.root, cfg.data.soundscape_dir)
+    folder = fs.absolute(join(cfg.data.root, cfg.data.soundscape_dir))
     found: list[np.ndarray] = []
-    for path in list_recordings(folder) if fs.exists(folder) else []:
+    used = 0
+    paths = list_recordings(folder) if fs.exists(folder) else []
+    for path in paths:
         try:
             wave = decode(path, [rate])[rate]
         except AudioError:
             continue
         found.extend(windows(wave, rate, clip)[0][: n - len(found)])
+        used += 1
         if len(found) >= n:
             break
     if found:
-        log(f"export: checking on {len(found)} windows of {folder}")
-        return np.nan_to_num(np.stack(found))
-    log(f"export: no recordings in {folder}; checking on synthetic windows")
-    return synthetic_windows(int(round(clip * rate)), rate)
+        where = f"{len(found)} windows of {used} recording(s) in {folder}"
+        log(f"export: checking on {where}")
+        return np.nan_to_num(np.stack(found)), where
+    check = synthetic_windows(int(round(clip * rate)), rate)
+    why = (
+        f"none of the {len(paths)} recordings in {folder} decode"
+        if paths
+        else f"no recordings in {folder}"
+        if fs.exists(folder)
+        else f"no folder {folder} (data.root/data.soundscape_dir)"
+    )
+    log(f"export: {why}; checking on synthetic windows (seeded tones in noise)")
+    return check, f"{len(check)} synthetic windows ({why})"
 
 
 def check_export(runner, wave: np.ndarray, infer, log=print) -> dict | None:
@@ -99,7 +113,7 @@ def check_export(runner, wave: np.ndarray, infer, log=print) -> dict | None:
         f"predict: {runner.path} vs {ref_path} on {result['check_windows']} window(s): largest difference "
         f"{result['max_abs_diff']:.2e}, same top class on {result['top1_agreement']:.0%}"
     )
-    if runner.meta.get("format") != "tflite-int8" and result["max_abs_diff"] > FLOAT_TOLERANCE:
+    if runner.meta.get("format") not in QUANTIZED and result["max_abs_diff"] > FLOAT_TOLERANCE:
         raise DataError(
             f"{runner.path}: differs from {ref_path} by {result['max_abs_diff']:.2e} "
             f"(over {FLOAT_TOLERANCE}); export it again with `birdtpu export`"

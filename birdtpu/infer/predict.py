@@ -3,7 +3,8 @@
 Per recording: decode once per model sample rate (any rate, mono or stereo -> mean of channels),
 cut into `infer.window_seconds` windows (`windows.py`: ids `<stem>_<end second>`, last window
 zero-padded, context from the neighbours for a model with a longer clip), score each window
-and its `infer.tta_shifts` copies (averaged), then: blend the models (mean, or the stacker of
+and its `infer.tta_shifts` copies (averaged; all windows of a recording go to a model as one
+array, 12 for a minute of 5-s windows), then: blend the models (mean, or the stacker of
 `infer.stacker`), smooth over neighbouring windows (`infer.smooth`), and optionally keep one row
 per recording (`infer.aggregate`). The submission follows the sample submission's columns and
 is validated before it is written.
@@ -11,7 +12,8 @@ is validated before it is written.
 A recording that cannot be decoded or has no samples is named, counted and left out; the others
 are predicted (the CLI then exits 1). A truncated recording is predicted over the part that
 decodes, named and counted. Non-finite samples are set to zero and counted. The next
-recording is decoded in a background thread while the current one is scored.
+recording is decoded in a background thread while the current one is scored. Each model of an
+ensemble (any formats, e.g. the OpenVINO exports of several folds) is timed on its own.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
 
     Returns {table (row_id + classes), expected (the ids the predicted recordings must have, from
     their lengths), skipped [{file, reason}], partial [{file, reason}] (truncated, predicted over
-    what decodes), export_checks {path: comparison}, windows, seconds}.
+    what decodes), export_checks {path: comparison}, windows, seconds, model_seconds {path:
+    seconds spent scoring with that model}}.
     Models at other sample rates are fitted to the windows of the lowest rate (resampling can
     add or drop a window of a few samples at the end).
     """
@@ -82,6 +85,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
     rates = sorted({r.meta["sample_rate"] for r in runners})
     ids, expected, parts, skipped, partial, checks = [], [], [], [], [], {}
     started, n_windows = time.time(), 0
+    model_seconds = dict.fromkeys((r.path for r in runners), 0.0)
     progress = Progress(len(paths), log, name="predict", unit="recordings")
     for path, (waves, problem) in decoded(paths, rates):
         if isinstance(waves, AudioError):
@@ -114,6 +118,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
         expected.extend([stem] if infer.aggregate != "none" else rows)
         preds = []
         for r, idx in zip(runners, order):
+            tick = time.perf_counter()
             p, _ = score_recording(
                 r,
                 waves[r.meta["sample_rate"]],
@@ -121,6 +126,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
                 infer.hop_seconds,
                 infer.tta_shifts,
             )
+            model_seconds[r.path] += time.perf_counter() - tick
             p = p[: len(grid), idx]
             preds.append(np.concatenate([p, np.repeat(p[-1:], len(grid) - len(p), axis=0)]))
         if blender is not None:
@@ -147,6 +153,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
         "export_checks": checks,
         "windows": n_windows,
         "seconds": time.time() - started,
+        "model_seconds": model_seconds,
     }
 
 
@@ -165,10 +172,11 @@ def predict(cfg, log=print) -> dict:
     """Predict the recordings of `cfg` and write the submission; returns a summary.
 
     Summary keys: submission, rows, files, skipped, partial, windows, windows_per_second, export_checks,
-    and macro_roc_auc (with truth_rows) where `<data.root>/soundscape_labels.csv` has truth for them.
+    model_seconds (each model's scoring time, also logged), and macro_roc_auc (with truth_rows)
+    where `<data.root>/soundscape_labels.csv` has truth for them.
     """
     inf = cfg.infer
-    runners = [open_model(p, inf.batch_size, inf.threads) for p in model_paths(cfg)]
+    runners = [open_model(p, inf.batch_size, inf.threads, inf.streams) for p in model_paths(cfg)]
     blender = postprocess.load_blender(inf.stacker) if inf.stacker else None
     folder = join(cfg.data.root, cfg.data.soundscape_dir)
     paths = list_recordings(folder)
@@ -196,7 +204,14 @@ def predict(cfg, log=print) -> dict:
         "windows": result["windows"],
         "windows_per_second": result["windows"] / max(result["seconds"], 1e-9),
         "export_checks": {k: v for k, v in result["export_checks"].items() if v},
+        "model_seconds": result["model_seconds"],
     }
+    for r in runners:
+        seconds = result["model_seconds"][r.path]
+        log(
+            f"predict: {r.path} ({r.format}): {seconds:.1f} s scoring, "
+            f"{result['windows'] / max(seconds, 1e-9):.1f} windows/s"
+        )
     truth_path = join(cfg.data.root, "soundscape_labels.csv")
     if fs.exists(truth_path):
         summary.update(score_against_truth(result["table"], truth_path, classes, inf, log))

@@ -5,6 +5,8 @@
 | `*.keras`                    | keras      | Keras (safe_mode), one traced graph                |
 | a folder with saved_model.pb | savedmodel | `tf.saved_model.load`, its serving signature       |
 | `*.tflite`                   | tflite     | `threads` TFLite interpreters (XNNPACK) in parallel|
+| `*.onnx`                     | onnx       | ONNX Runtime, `streams` sessions (`runtimes.py`)   |
+| `*.xml` (+ `.bin`)           | openvino   | OpenVINO CPU, `streams` requests (`runtimes.py`)   |
 
 Each model has a JSON sidecar: `<stem>.json` next to it (what `birdtpu export` writes), else
 `model.json` in its folder (what `fit` writes): classes, sample rate and clip length. A TFLite
@@ -24,6 +26,7 @@ from birdtpu import fs, saving
 from birdtpu.errors import DataError
 from birdtpu.infer.files import model_format, read_meta
 from birdtpu.infer.hostmel import HostFrontend
+from birdtpu.infer.runner import FRONTEND_CHUNK, Runner
 
 
 def load_model(path: str):
@@ -33,38 +36,6 @@ def load_model(path: str):
     if model_format(path) != "keras":
         raise DataError(f"{path}: load_model reads .keras files; use open_model for exports")
     return saving.load_model(path), meta
-
-
-class Runner:
-    """A loaded model: `runner(windows)` -> (n, classes) float32 probabilities.
-
-    Attributes: `path`, `format`, `meta` (the sidecar), `samples` (input window length).
-    """
-
-    format = ""
-
-    def __init__(self, path: str, meta: dict, samples: int, batch_size: int):
-        self.path, self.meta, self.samples, self.batch_size = (
-            path,
-            meta,
-            int(samples),
-            int(batch_size),
-        )
-        self.classes = list(meta["classes"])
-
-    def __call__(self, waves: np.ndarray) -> np.ndarray:
-        if waves.ndim != 2 or waves.shape[1] != self.samples:
-            raise DataError(
-                f"{self.path}: expects windows of {self.samples} samples, got shape {waves.shape}"
-            )
-        out = [
-            self._run(np.ascontiguousarray(waves[i : i + self.batch_size], np.float32))
-            for i in range(0, len(waves), self.batch_size)
-        ]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
 
 def _inference(model: keras.Model, samples: int):
@@ -122,9 +93,6 @@ class SavedModelRunner(Runner):
     def _run(self, batch):
         (out,) = self._fn(batch).values()
         return out.numpy()
-
-
-FRONTEND_CHUNK = 4  # windows per host-frontend call: its 3-MB-per-window STFT frames stay in cache
 
 
 class TFLiteRunner(Runner):
@@ -185,7 +153,7 @@ class TFLiteRunner(Runner):
         return np.concatenate(list(self._pool.map(self._slice, range(len(slices)), slices)))
 
 
-def open_model(path: str, batch_size: int = 64, threads: int = 0) -> Runner:
+def open_model(path: str, batch_size: int = 64, threads: int = 0, streams: int = 0) -> Runner:
     """A runner for a model of any format (see the module's table)."""
     read_meta(path)  # a missing model or sidecar is named before anything loads
     kind = model_format(path)
@@ -193,4 +161,9 @@ def open_model(path: str, batch_size: int = 64, threads: int = 0) -> Runner:
         return KerasRunner(path, batch_size)
     if kind == "savedmodel":
         return SavedModelRunner(path, batch_size)
-    return TFLiteRunner(path, batch_size, threads)
+    if kind == "tflite":
+        return TFLiteRunner(path, batch_size, threads)
+    from birdtpu.infer import runtimes  # ONNX Runtime and OpenVINO are optional extras
+
+    runner = runtimes.OnnxRunner if kind == "onnx" else runtimes.OpenVinoRunner
+    return runner(path, batch_size, threads, streams)

@@ -183,24 +183,32 @@ def _value(logs, monitor: str):
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Save the model (`.keras`) whenever `monitor` improves; `best_epoch` and `best` follow."""
+    """Save the model (`.keras`) whenever `monitor` improves, or equals the best with a lower
+    `val_loss` (a tie, as a constant or perfect AUC gives, goes to the lower loss, not the first
+    epoch); `best_epoch`, `best` and `best_loss` follow."""
+
+    TIE_BREAK = "val_loss"
 
     def __init__(self, path: str, monitor: str = "val_auc"):
         super().__init__()
         self.path, self.monitor, self.mode = path, monitor, monitor_mode(monitor)
-        self.best, self.best_epoch = None, None
+        self.best, self.best_epoch, self.best_loss = None, None, None
 
     def on_epoch_end(self, epoch, logs=None):
         value = _value(logs, self.monitor)
-        if _better(self.mode, value, self.best):
+        loss = (logs or {}).get(self.TIE_BREAK)
+        loss = None if loss is None else float(loss)
+        tie = value == self.best and _better("min", loss, self.best_loss)
+        if _better(self.mode, value, self.best) or tie:
             save_model_atomic(self.model, self.path)
-            self.best, self.best_epoch = value, epoch
+            self.best, self.best_epoch, self.best_loss = value, epoch, loss
 
     def get_state(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch}
+        return {"best": self.best, "best_epoch": self.best_epoch, "best_loss": self.best_loss}
 
     def set_state(self, state: dict) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.best_loss = state.get("best_loss")  # absent from backups made before the tie rule
 
 
 class EarlyStop(keras.callbacks.Callback):

@@ -51,8 +51,9 @@ def _read(path: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(fs.read_text(path)))
 
 
-def fit_folds(cfg, folds: list[int], log=print) -> dict:
-    """Train `folds` (skipping finished ones), write oof.csv, truth.csv and cv.json; the pooled scores."""
+def fit_folds(cfg, folds: list[int], log=print, overwrite: bool = False) -> dict:
+    """Train `folds` (finished ones are kept unless `overwrite`), write oof.csv, truth.csv and
+    cv.json; the pooled scores."""
     import keras
 
     from birdtpu.metrics import macro_roc_auc
@@ -61,14 +62,9 @@ def fit_folds(cfg, folds: list[int], log=print) -> dict:
     per_fold = {}
     for k in folds:
         sub = fold_config(cfg, k)
-        done = join(sub.run_dir, "metrics.json")
-        if fs.exists(done):
-            log(f"cv: fold {k} already trained ({done}), skipping")
-            per_fold[k] = fs.read_json(done)
-            continue
         log(f"cv: fold {k} of {cfg.data.num_folds} -> {sub.run_dir}")
         keras.backend.clear_session()
-        per_fold[k] = fit(sub, log)
+        per_fold[k] = fit(sub, log, overwrite)
     oof = pd.concat(
         [_read(join(fold_config(cfg, k).run_dir, f"oof_fold{k}.csv")) for k in folds],
         ignore_index=True,

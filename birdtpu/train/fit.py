@@ -21,11 +21,13 @@ import pandas as pd
 
 from birdtpu import fs, saving
 from birdtpu.config import save_config
+from birdtpu.data import balance, shardcache
 from birdtpu.data.prepare import ensure_shards
 from birdtpu.data.shards import shard_paths
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.tracking import Tracker, shard_audio, worst_clips_table
+from birdtpu.train.finished import finished_scores
 from birdtpu.train.placement import augment_in_model, model_augment, pipeline_augment
 
 WORST_CLIPS = 16  # validation clips with audio in the W&B table
@@ -90,6 +92,15 @@ def _datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
     )
     n_train = sum(e["examples"] for e in manifest["shards"] if e["fold"] != cfg.data.fold)
     n_val = sum(e["examples"] for e in manifest["shards"] if e["fold"] == cfg.data.fold)
+    copies = None
+    if cfg.data.min_per_class or cfg.data.max_per_class:
+        counts = balance.class_counts(manifest, cfg.data.fold)
+        copies = balance.copy_rates(counts, classes, cfg.data.min_per_class, cfg.data.max_per_class)
+        before, n_train = n_train, balance.expected_clips(n_train, counts, classes, copies)
+        log(
+            f"fit: class balance of the training split (min {cfg.data.min_per_class}, max "
+            f"{cfg.data.max_per_class} per class): {before} clips -> {n_train} per epoch expected"
+        )
     val = build_dataset(
         val_paths,
         batch_size=global_batch,
@@ -105,6 +116,7 @@ def _datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             training=True,
             augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
+            copies=copies,
             **common,
         )
         return train, val, _keras_validation(val, n_val, global_batch, run, log), n_train
@@ -121,6 +133,7 @@ def _datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             training=True,
             augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
+            copies=copies,
             input_context=ctx,
             **common,
         )
@@ -262,8 +275,9 @@ def _train(model, cfg, train_ds, val, steps: int, start: tuple[int, int], callba
         )
 
 
-def fit(cfg, log=print) -> dict:
-    """Train fold `data.fold` of `cfg`; returns the validation scores (macro_roc_auc, ...).
+def fit(cfg, log=print, overwrite: bool = False) -> dict:
+    """Train fold `data.fold` of `cfg`; returns the validation scores (macro_roc_auc, ...). A
+    finished run returns its scores unless `overwrite` (`birdtpu.train.finished`).
 
     With a TF_CONFIG of several workers (runtime.setup: MultiWorkerMirroredStrategy) every worker
     runs this; the chief builds the shards and writes the run folder, the others write to a
@@ -277,7 +291,13 @@ def fit(cfg, log=print) -> dict:
         + (f" ({'chief' if run.chief else 'not chief'})" if run.workers > 1 else "")
         + f", precision {run.precision}"
     )
+    # only the chief removes the outputs of a run to overwrite; the others retrain with it
+    done = finished_scores(cfg, overwrite, log) if run.chief or not overwrite else None
+    if done is not None:
+        return done
     manifest = ensure_shards(cfg, log) if run.chief else None
+    if run.chief:
+        shardcache.add_user(cfg.shard_dir, cfg.run_dir)
     runtime.barrier(run)  # the other workers wait for the chief's shards
     if not run.chief:
         scratch = tempfile.mkdtemp(prefix="birdtpu-worker-")
@@ -313,11 +333,13 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     import keras
 
     from birdtpu import runtime
-    from birdtpu.metrics import macro_roc_auc, top_k_accuracy
+    from birdtpu.metrics import macro_roc_auc
     from birdtpu.models.registry import build_model
     from birdtpu.train import callbacks as cb
     from birdtpu.train.finetune import init_from
+    from birdtpu.train.mixstep import BatchMix, mix_in_train_step
     from birdtpu.train.schedules import peak_lr
+    from birdtpu.train.validation_report import fold_warnings, recall_text, report
 
     run_dir = cfg.run_dir
     fs.makedirs(run_dir)
@@ -340,6 +362,8 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     with run.strategy.scope():
         model = build_model(cfg, len(classes), model_augment(cfg.augment) if in_model else None)
         compile_model(model, cfg, steps, global_batch, jit, len(classes), log)
+        if in_model:
+            mix_in_train_step(model, BatchMix(cfg.augment, cfg.runtime.seed))
         callbacks = cb.make_callbacks(cfg, run_dir, steps, tracker)
         state = callbacks["backup"].restore(model, resume_dir)
         if state:
@@ -354,7 +378,8 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
         f"fit: {len(classes)} classes, {n_train} training clips, {steps} steps/epoch of {global_batch}, "
         f"{cfg.train.epochs} epochs, peak lr {peak_lr(cfg.train, global_batch):.3g} ({cfg.train.schedule}), "
         f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}, waveform "
-        f"noise and gain {'in the model' if in_model else 'in tf.data'}"
+        f"noise and gain {'in the model' if in_model else 'in tf.data'}, MixUp/CutMix "
+        f"{'in the train step' if in_model else 'in tf.data'}"
     )
     started = time.time()
     with _corrupt_shards(cfg):
@@ -370,12 +395,13 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     fs.atomic_write_text(join(run_dir, f"oof_fold{cfg.data.fold}.csv"), oof.to_csv(index=False))
     fs.atomic_write_text(join(run_dir, f"truth_fold{cfg.data.fold}.csv"), true.to_csv(index=False))
     y, p = true[classes].to_numpy(), oof[classes].to_numpy()
-    early = callbacks["early"]
+    early, val = callbacks["early"], report(y, p, classes)
     scores = {
         "fold": cfg.data.fold,
         "val_clips": len(oof),
         "macro_roc_auc": macro_roc_auc(y, p),
-        "top1_accuracy": top_k_accuracy(y, p, 1),
+        "top1_accuracy": val["top1_accuracy"],
+        "macro_recall": val["macro_recall"],
         "monitor": cfg.train.monitor,
         "best": callbacks["best"].best,
         "best_epoch": callbacks["best"].best_epoch,
@@ -384,7 +410,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
         "resumed_from": {"epoch": start[0], "step": start[1]} if state else None,
         "train_minutes": round((time.time() - started) / 60, 2),
     }
-    fs.write_json(join(run_dir, "metrics.json"), scores)
+    fs.write_json(join(run_dir, "metrics.json"), {**scores, **val})
     fs.write_json(
         join(run_dir, "model.json"),
         {
@@ -404,8 +430,10 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
         )
     tracker.finish(scores, best_path)
     callbacks["backup"].clear()
+    for line in fold_warnings(y, p, classes, cfg.train.min_val_clips):
+        log(f"fit: warning: {line}")
     log(
         f"fit: validation fold {cfg.data.fold}: macro ROC-AUC {scores['macro_roc_auc']:.4f}, "
-        f"top-1 {scores['top1_accuracy']:.3f} on {len(oof)} clips -> {run_dir}"
+        f"top-1 {scores['top1_accuracy']:.3f}, {recall_text(val)} on {len(oof)} clips -> {run_dir}"
     )
     return scores

@@ -1,9 +1,10 @@
-"""Where the waveform augmentations run: in the tf.data pipeline, or inside the model.
+"""Where the augmentations run: in the tf.data pipeline, or on the accelerator.
 
-On a CPU, noise and gain in tf.data cost the pipeline half its rate; on a TPU or GPU the same ops
-inside the model cost the accelerator microseconds. `augment.in_model: auto` puts them in the
-model when the run has an accelerator. Time stretch and pitch shift (phase vocoder), background
-mixing (it reads other files) and MixUp/CutMix (they mix the targets too) stay in tf.data.
+On a CPU, noise and MixUp in tf.data cost the pipeline half its rate; on a TPU or GPU the same ops
+cost the accelerator microseconds. `augment.in_model: auto` moves them when the run has an
+accelerator: noise, gain and shift into the model (its first layer, training only), MixUp and
+CutMix into the train step (`birdtpu.train.mixstep`: they mix the targets too). Time stretch and
+pitch shift (phase vocoder) and background mixing (it reads other files) stay in tf.data.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ import dataclasses
 
 # the AugmentConfig probabilities of the augmentations that can move into the model
 IN_MODEL = ("gauss_prob", "noise_prob", "pink_prob", "gain_prob", "shift_prob")
+# the probabilities of what moves into the train step
+IN_TRAIN_STEP = ("mixup_prob", "cutmix_prob")
 PIPELINE_ONLY = ("stretch_prob", "pitch_prob")
 
 
 def augment_in_model(augment, device: str) -> bool:
-    """Whether the run puts noise, gain and shift in the model (`augment.in_model`: auto = on a
-    TPU or GPU)."""
+    """Whether the run puts noise, gain and shift in the model and MixUp/CutMix in the train step
+    (`augment.in_model`: auto = on a TPU or GPU)."""
     if augment.in_model == "auto":
         return device in ("tpu", "gpu")
     return augment.in_model == "true"
 
 
 def pipeline_augment(augment, in_model: bool):
-    """The AugmentConfig the tf.data pipeline applies: without what runs in the model."""
-    return dataclasses.replace(augment, **dict.fromkeys(IN_MODEL, 0.0)) if in_model else augment
+    """The AugmentConfig the tf.data pipeline applies: without what runs in the model or step."""
+    if not in_model:
+        return augment
+    return dataclasses.replace(augment, **dict.fromkeys(IN_MODEL + IN_TRAIN_STEP, 0.0))
 
 
 def model_augment(augment):

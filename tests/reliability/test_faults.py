@@ -209,10 +209,17 @@ def assert_backup_whole(backup_dir) -> dict:
     return state
 
 
-# under JAX on 2 host devices (DataParallel): the backup and resume of a distributed run
+# under JAX on 2 host devices (DataParallel): the backup and resume of a distributed run, with
+# noise in the model and MixUp/CutMix in the train step, as on an accelerator
 BACKENDS = {
     "tensorflow": ["runtime.backend=tensorflow"],
-    "jax": ["runtime.backend=jax", "runtime.cpu_replicas=2"],
+    "jax": [
+        "runtime.backend=jax",
+        "runtime.cpu_replicas=2",
+        "augment.in_model=true",
+        "augment.mixup_prob=0.5",
+        "augment.cutmix_prob=0.5",
+    ],
 }
 
 

@@ -27,8 +27,9 @@ it moves to `other_labels`, like Cornell species without a code.
 
 Modules: `columns` (the canonical schema, label lists), `rows` (row checks shared by readers),
 `birdclef` (BirdCLEF / Cornell / Xeno-Canto readers), `tagging` (Freesound 2019, Rainforest),
-`sources` (formats by name), `merge` (merging, de-duplication, corrupt lists), `probe` (audio
-checks), `labels` (class lists and target matrices), `table` (the parquet/CSV table on disk).
+`sources` (formats by name; their layouts in `birdtpu.data.layouts`), `merge` (merging,
+de-duplication, corrupt lists), `probe` (audio checks, missing files), `labels` (class lists and
+target matrices), `table` (the parquet/CSV table on disk).
 """
 
 from birdtpu.data.catalog.birdclef import read_birdclef, read_cornell, read_xc_extended
@@ -44,7 +45,7 @@ from birdtpu.data.catalog.merge import (
     read_corrupt_list,
     skip_summary,
 )
-from birdtpu.data.catalog.probe import drop_unusable, probe_audio
+from birdtpu.data.catalog.probe import drop_unusable, missing_files, missing_warning, probe_audio
 from birdtpu.data.catalog.rows import safe_join
 from birdtpu.data.catalog.sources import FORMATS, read_class_list, read_source
 from birdtpu.data.catalog.table import read_table, write_table
@@ -63,6 +64,8 @@ __all__ = [
     "exclude_recordings",
     "label_map",
     "merge",
+    "missing_files",
+    "missing_warning",
     "no_drops",
     "parse_label_list",
     "probe_audio",

@@ -170,15 +170,17 @@ def read_xc_extended(
     source: str | None = None,
     classes: list[str] | None = None,
     bad_rows: list | None = None,
+    audio_dir: str | None = None,
 ) -> pd.DataFrame:
-    """Xeno-Canto extended A-M or N-Z (`train_extended.csv`, Cornell columns; audio `<part>/<ebird_code>/`).
+    """Xeno-Canto extended A-M or N-Z (`train_extended.csv`, Cornell columns; audio
+    `<part>/<ebird_code>/`, or `<audio_dir>/<ebird_code>/`).
 
     Both datasets ship the full `train_extended.csv`; the rows of the other part are left out.
     """
     return read_cornell(
         root,
         metadata,
-        audio_dir=part,
+        audio_dir=part if audio_dir is None else audio_dir,
         source=source or f"xc-{part.lower()}",
         part=part,
         classes=classes,

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
+from birdtpu import fs
 from birdtpu.data.catalog.merge import dropped_rows, no_drops
+
+
+def missing_files(df: pd.DataFrame) -> list[str]:
+    """The recordings of `df` that do not exist, in table order (local paths; URLs unchecked)."""
+    return [p for p in df["filepath"].unique() if not fs.is_remote(p) and not os.path.exists(p)]
+
+
+def missing_warning(df: pd.DataFrame) -> list[str]:
+    """A warning line naming the recordings of `df` that do not exist (count, folder, first
+    names), or none."""
+    missing = missing_files(df)
+    if not missing:
+        return []
+    folder = os.path.commonpath([os.path.dirname(p) for p in missing[:3]])
+    names = ", ".join(os.path.relpath(p, folder) for p in missing[:3])
+    return [
+        f"warning: {len(missing)} of {df['filepath'].nunique()} recordings do not exist "
+        f"(first in {folder}: {names}); check the source's layout (--help) and --audio-dir, "
+        "or drop them with --check-audio"
+    ]
 
 
 def _probe(path: str) -> tuple[str | None, float]:

@@ -249,7 +249,12 @@ def _meta_path(root: str, metadata: str) -> str:
 
 
 def _audio_root(root: str, audio_dir: str) -> str:
-    return safe_join(_root(root), audio_dir, root) if audio_dir else _root(root)
+    """The audio folder: `audio_dir` under `root` ("" or "." for `root`), or an absolute one."""
+    if fs.is_remote(audio_dir) or audio_dir.startswith("/"):
+        return fs.absolute(audio_dir)
+    if not audio_dir or posixpath.normpath(audio_dir) == ".":
+        return _root(root)
+    return safe_join(_root(root), audio_dir, root)
 
 
 def _finish(

@@ -30,15 +30,23 @@ FORMATS: dict[str, tuple] = {
 
 
 def read_source(
-    fmt: str, root: str, classes: list[str] | None = None, bad_rows: list | None = None
+    fmt: str,
+    root: str,
+    classes: list[str] | None = None,
+    bad_rows: list | None = None,
+    audio_dir: str | None = None,
 ) -> pd.DataFrame:
     """The canonical table of one dataset in format `fmt` (a key of FORMATS) under `root`.
 
-    `classes`, `bad_rows`: see the module docstring.
+    `audio_dir` replaces the format's audio folder (relative to `root`, or absolute; "." is
+    `root`); the layouts are in `birdtpu.data.layouts`. `classes`, `bad_rows`: see the module
+    docstring.
     """
     if fmt not in FORMATS:
         raise DataError(f"unknown metadata format {fmt!r} (one of {', '.join(FORMATS)})")
     reader, kwargs = FORMATS[fmt]
+    if audio_dir is not None:
+        kwargs = {**kwargs, "audio_dir": audio_dir}
     return reader(root, source=fmt, classes=classes, bad_rows=bad_rows, **kwargs)
 
 

@@ -28,10 +28,12 @@ def read_fat2019(
     source: str | None = None,
     classes: list[str] | None = None,
     bad_rows: list | None = None,
+    audio_dir: str | None = None,
 ) -> pd.DataFrame:
     """Freesound Audio Tagging 2019 `train_curated.csv` / `train_noisy.csv` (`fname`, comma-joined `labels`).
 
-    Multi-label: `labels` holds every label, `label` the first. Audio is `train_<subset>/<fname>`.
+    Multi-label: `labels` holds every label, `label` the first. Audio is `train_<subset>/<fname>`
+    (or `<audio_dir>/<fname>`).
     """
     if subset not in ("curated", "noisy"):
         raise DataError(f"fat2019 subset {subset!r}: expected curated or noisy")
@@ -49,7 +51,11 @@ def read_fat2019(
                 bad.add(df.index[i], "empty labels", f"no label in {uniq[k]!r}")
             labels.append("")
     firsts = np.array([labels[0] for labels in lists], dtype=object)
-    filepath, relative = _paths(_audio_root(root, f"train_{subset}"), _text(df, "fname", bad), bad)
+    filepath, relative = _paths(
+        _audio_root(root, f"train_{subset}" if audio_dir is None else audio_dir),
+        _text(df, "fname", bad),
+        bad,
+    )
     out = _canonical(
         len(df),
         filepath=filepath,

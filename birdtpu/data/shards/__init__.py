@@ -14,6 +14,7 @@ whatever the number of workers.
 | `plan`     | catalog rows checked, windows cut, rows grouped into shard plans      |
 | `build`    | writing shards (resumable, in worker processes) and the manifest      |
 | `manifest` | reading the manifest, checking its shards, shard paths by fold        |
+| `skips`    | a set that skipped too much of its input (or wrote nothing) refused   |
 """
 
 from birdtpu.data.shards.build import build_shards, write_shard
@@ -32,6 +33,7 @@ from birdtpu.data.shards.records import (
     serialize_example,
     to_pcm16,
 )
+from birdtpu.data.shards.skips import check_skipped
 
 __all__ = [
     "MANIFEST",
@@ -39,6 +41,7 @@ __all__ = [
     "build_shards",
     "catalog_rows",
     "check_shards",
+    "check_skipped",
     "crop_windows",
     "parse_example",
     "parse_header",

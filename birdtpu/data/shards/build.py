@@ -301,6 +301,7 @@ def build_shards(
                 manifest["inputs"],
                 "recordings",
             )
+            + " (listed in manifest.json)"
         )
     return manifest
 

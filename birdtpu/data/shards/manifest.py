@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from birdtpu import fs
+from birdtpu.data.shardcache import SCHEMA_VERSION
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 
-SCHEMA_VERSION = 2
+__all__ = ["SCHEMA_VERSION"]
 MANIFEST = "manifest.json"
 
 
