@@ -65,6 +65,7 @@ EXPORTS = {
     ("openvino", "host"): "_openvino.xml",
     ("openvino", "tflite"): "_openvino_infile.xml",
     ("openvino-fp16", "host"): "_openvino_fp16.xml",
+    ("openvino-int8", "host"): "_openvino_int8.xml",
 }
 NEEDS = {"onnx": "onnxruntime", "openvino": "openvino"}  # the optional runtime of a format
 # label -> (format, frontend, threads: None for --threads)
@@ -79,6 +80,7 @@ CASES = {
     "OpenVINO fp32, mel on host": ("openvino", "host", None),
     "OpenVINO fp32, mel in file": ("openvino", "tflite", None),
     "OpenVINO fp16 weights, mel on host": ("openvino-fp16", "host", None),
+    "OpenVINO int8, mel on host": ("openvino-int8", "host", None),
 }
 
 

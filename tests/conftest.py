@@ -65,6 +65,27 @@ def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     )
 
 
+def offline_kernel_env(home, code, data, out, models, target) -> dict:
+    """The environment of a kernel run as on Kaggle without internet: birdtpu from the code
+    dataset folder `code`, pip without an index and every proxy pointing nowhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "PIP_", "BIRDTPU_"))}
+    env.update(
+        BIRDTPU_LOCAL_SRC=str(code),
+        BIRDTPU_DATA_ROOT=str(data),
+        BIRDTPU_OUTPUT_DIR=str(out),
+        BIRDTPU_MODELS_DIR=str(models),
+        PIP_TARGET=str(target),
+        PYTHONPATH=str(target),
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        HOME=str(home),
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        NO_PROXY="",
+    )
+    return env
+
+
 def tiny_overrides(tmp_path, *extra: str) -> list[str]:
     """Overrides for a recipe on a tiny synthetic dataset under `tmp_path`."""
     return [*TINY, f"data.root={tmp_path}/data", f"output_dir={tmp_path}/runs", "name=tiny", *extra]

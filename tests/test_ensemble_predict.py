@@ -12,6 +12,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import offline_kernel_env
 from test_onnx import QUIET, save_soft_model
 
 pytest.importorskip("onnxruntime")
@@ -75,22 +76,10 @@ def test_the_inference_kernel_writes_a_valid_submission_with_an_exported_ensembl
     code = bk.build_code_dataset(tmp_path / "birdtpu-code", "someone/birdtpu-code", src=ROOT)
     (tmp_path / "kernel.py").write_text(kernel_script())
     target.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "PIP_", "BIRDTPU_"))}
-    env.update(
-        BIRDTPU_LOCAL_SRC=str(code),
-        BIRDTPU_DATA_ROOT=str(data),
-        BIRDTPU_OUTPUT_DIR=str(out),
-        BIRDTPU_MODELS_DIR=str(models),
-        PIP_TARGET=str(target),
-        PYTHONPATH=str(target),
-        PIP_NO_INDEX="1",
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        HOME=str(tmp_path),
-        HTTP_PROXY="http://127.0.0.1:9",
-        HTTPS_PROXY="http://127.0.0.1:9",
-        NO_PROXY="",
-        TF_CPP_MIN_LOG_LEVEL="3",
-    )
+    env = {
+        **offline_kernel_env(tmp_path, code, data, out, models, target),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     proc = subprocess.run(
         [sys.executable, str(tmp_path / "kernel.py")],
         cwd=tmp_path,

@@ -143,6 +143,35 @@ def test_code_dataset_with_deps_ships_what_kaggle_lacks_offline(tmp_path, code_d
     assert shipped == sorted(["birdtpu", *lacking])
 
 
+def test_code_dataset_ships_the_inference_extras_and_what_they_need(tmp_path, code_dataset):
+    wheel = next(code_dataset.glob("birdtpu-*.whl"))
+    base = {bk.requirement_name(r) for r in bk.wheel_requirements(wheel)}
+    lacking = sorted(base - bk.KAGGLE_IMAGE_PACKAGES)
+    extras = {bk.requirement_name(r) for r in bk.wheel_requirements(wheel, ("onnx", "openvino"))}
+    assert extras - base == {"tf2onnx", "onnx", "onnxruntime", "openvino"}
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    for name in [*lacking, "tf2onnx", "onnx"]:
+        write_wheel(house, name, importlib.metadata.version(name))
+    # what the runtimes need in turn: the kernel installs it round by round from the dataset
+    write_wheel(house, "onnxruntime", importlib.metadata.version("onnxruntime"), ("coloredlogs",))
+    write_wheel(house, "coloredlogs", "15.0.1", ("humanfriendly>=9.1",))
+    write_wheel(house, "humanfriendly", "10.0")
+    write_wheel(house, "openvino", importlib.metadata.version("openvino"), ("numpy>=1.16",))
+    write_wheel(house, "numpy", "2.0.0")  # the image has it: not shipped
+    out = bk.build_code_dataset(
+        tmp_path / "code",
+        "someone/birdtpu-code",
+        src=ROOT,
+        with_deps=True,
+        find_links=str(house),
+        extras=("onnx", "openvino"),
+    )
+    shipped = sorted(bk.requirement_name(p.name.split("-")[0]) for p in out.glob("*.whl"))
+    runtimes = ["tf2onnx", "onnx", "onnxruntime", "coloredlogs", "humanfriendly", "openvino"]
+    assert shipped == sorted(["birdtpu", *lacking, *runtimes])
+
+
 def test_code_dataset_rebuild_replaces_and_a_foreign_folder_is_refused(tmp_path):
     had_build = (ROOT / "build").exists()
     out = tmp_path / "code"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import offline_kernel_env
 
 from birdtpu import kaggle as bk
 from birdtpu.errors import BirdtpuError
@@ -169,21 +169,7 @@ def test_install_and_config_cells_run_offline(tmp_path, code_dataset, slug):
     target, data, out, models = (tmp_path / n for n in ("target", "data", "working", "models"))
     for folder in (target, data):
         folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE_", "PIP_", "BIRDTPU_"))}
-    env.update(
-        BIRDTPU_LOCAL_SRC=str(code_dataset),
-        BIRDTPU_DATA_ROOT=str(data),
-        BIRDTPU_OUTPUT_DIR=str(out),
-        BIRDTPU_MODELS_DIR=str(models),
-        PIP_TARGET=str(target),
-        PYTHONPATH=str(target),
-        PIP_NO_INDEX="1",
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        HOME=str(tmp_path),
-        HTTP_PROXY="http://127.0.0.1:9",
-        HTTPS_PROXY="http://127.0.0.1:9",
-        NO_PROXY="",
-    )
+    env = offline_kernel_env(tmp_path, code_dataset, data, out, models, target)
     proc = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,

@@ -1,4 +1,4 @@
-"""OpenVINO IR exports (float32, float16 weights; mel on the host or inside the file) agree with the
+"""OpenVINO IR exports (float32, float16 weights, int8; mel on the host or inside the file) agree with the
 Keras model on the same windows, run with any number of streams and predict like the Keras model."""
 
 import json
@@ -57,6 +57,19 @@ def test_openvino_fp16_weights_halve_the_file_within_the_float_tolerance(soft, c
     diff, same_top = agreement(open_model(side["path"], 4), KerasRunner(soft, 4), x)
     print(f"openvino fp16: max |diff| {diff:.2e} on {len(x)} windows")
     assert 0 < diff <= 1e-3 and same_top and side["max_abs_diff"] <= 1e-3
+
+
+def test_openvino_int8_from_the_calibrated_onnx_model_keeps_the_top_class(soft, check):
+    side = export_model(soft, "openvino-int8", check=check, **QUIET)
+    assert side["path"].endswith("model_openvino_int8.xml") and side["frontend"] is not None
+    runner = open_model(side["path"], batch_size=4)
+    assert runner.format == "openvino"
+    x = synthetic_windows(32000, 16000, n=5, seed=11)
+    diff, same_top = agreement(runner, KerasRunner(soft, 4), x)
+    print(f"openvino int8: max |diff| {diff:.2e} on {len(x)} windows")
+    assert 0 < diff < 0.1 and same_top  # quantized: near, not equal
+    with pytest.raises(DataError, match="cannot go inside an ONNX file"):
+        export_model(soft, "openvino-int8", check=check, frontend="tflite", **QUIET)
 
 
 def test_streams_and_threads_give_the_same_numbers(fp32):

@@ -354,7 +354,7 @@ def known_soundscape(path, seed=7):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A small EfficientNetB0 (32 x 64 mel images) trained on 3 synthetic species, 20 clean clips each,
-    for 144 steps of 16 without augmentation: about a minute on 2 cores, validation ROC-AUC near 1.
+    for 72 steps of 16 without augmentation: about a minute on 2 cores, validation ROC-AUC near 1.
     Deterministic (an unlucky shuffle order once left a window undecided), in its own process: op
     determinism is process-wide and would turn Keras' XLA off for the tests that follow."""
     root = tmp_path_factory.mktemp("trained")
@@ -365,7 +365,7 @@ def trained(tmp_path_factory):
         "synth.clips_per_species=20",
         "synth.secondary_prob=0",
         "synth.num_soundscapes=0",
-        "train.epochs=12",
+        "train.epochs=6",
         "train.steps_per_epoch=12",
         "train.batch_size=16",
         "train.lr=0.003",

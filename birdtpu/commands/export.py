@@ -11,8 +11,8 @@ def add_arguments(parser) -> None:
         required=True,
         choices=EXPORT_FORMATS,
         help="savedmodel, tflite / onnx / openvino (float32), openvino-fp16 (float16 weights), "
-        "tflite-int8 (dynamic-range int8 weights) or onnx-int8 (static int8, calibrated on the "
-        "check windows); see docs/inference.md",
+        "tflite-int8 (dynamic-range int8 weights), onnx-int8 or openvino-int8 (static int8, "
+        "calibrated on the check windows); see docs/inference.md",
     )
     parser.add_argument(
         "--model", help="the .keras model (default: infer.model, else <run dir>/model.keras)"
@@ -25,7 +25,8 @@ def add_arguments(parser) -> None:
         choices=FRONTENDS,
         default="host",
         help="TFLite, ONNX, OpenVINO: compute the mel frontend on the host in front of the "
-        "runtime (host, faster) or inside the file (tflite: self-contained; not for ONNX); "
+        "runtime (host, faster) or inside the file (tflite: self-contained; not for ONNX or "
+        "openvino-int8); "
         "default: %(default)s",
     )
 

@@ -37,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--find-links", metavar="DIR", help="take those wheels from DIR only (offline)")
     p.add_argument(
+        "--extras",
+        default="",
+        metavar="NAME,...",
+        help="with --with-deps, also ship birdtpu's extras and what they need, e.g. onnx,openvino "
+        "(the CPU inference kernel runs an OpenVINO or ONNX ensemble from them)",
+    )
+    p.add_argument(
         "--notes", default=f"birdtpu {__version__}", help="version notes (default: %(default)s)"
     )
     p.add_argument(
@@ -88,6 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _push_code(args) -> None:
     from birdtpu import kaggle
 
+    if args.extras and not args.with_deps:
+        raise BirdtpuError("--extras ships the extras' wheels: it needs --with-deps")
     if args.build_only and not args.id:
         raise BirdtpuError("--build-only needs --id OWNER/SLUG (no account is asked for the owner)")
     if args.id:
@@ -95,7 +104,12 @@ def _push_code(args) -> None:
     api = None if args.build_only else kaggle.kaggle_api()
     dataset_id = args.id or f"{api.get_config_value('username')}/{kaggle.CODE_DATASET_SLUG}"
     folder = kaggle.build_code_dataset(
-        args.out, dataset_id, src=args.src, with_deps=args.with_deps, find_links=args.find_links
+        args.out,
+        dataset_id,
+        src=args.src,
+        with_deps=args.with_deps,
+        find_links=args.find_links,
+        extras=tuple(e for e in args.extras.split(",") if e),
     )
     print(
         f"code dataset {dataset_id}: {', '.join(sorted(p.name for p in folder.iterdir()))} in {folder}"

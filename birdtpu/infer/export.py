@@ -5,10 +5,11 @@
 | savedmodel    | `<stem>_savedmodel/`              | waveform -> probabilities (serving signature)    |
 | tflite        | `<stem>_fp32.tflite`              | float32; XNNPACK runs it                         |
 | tflite-int8   | `<stem>_int8.tflite`              | dynamic-range int8 weights, float activations    |
-| onnx          | `<stem>_onnx.onnx`                | float32 (Keras' ONNX export); ONNX Runtime       |
+| onnx          | `<stem>_onnx.onnx`                | float32 (tf2onnx on the frozen graph); ONNX Runtime |
 | onnx-int8     | `<stem>_onnx_int8.onnx`           | static int8 (QDQ), calibrated on the check windows |
 | openvino      | `<stem>_openvino.xml` + `.bin`    | float32 IR (OpenVINO's converter, from a SavedModel) |
 | openvino-fp16 | `<stem>_openvino_fp16.xml` + `.bin` | float16 weights, float32 compute             |
+| openvino-int8 | `<stem>_openvino_int8.xml` + `.bin` | the onnx-int8 model (QDQ) as IR: int8 compute |
 
 Each export gets a sidecar of its name with `.json` (`model_fp32.json`, ...): the model's classes, sample rate and clip
 length, the source `.keras` file, and how far the export's outputs are from the Keras model's on
@@ -143,16 +144,20 @@ def _write(fmt: str, model: keras.Model, out: str, front, check: np.ndarray) -> 
     """Write `model` (image or waveform in) as a TFLite, ONNX or OpenVINO file at `out`."""
     if fmt.startswith("tflite"):
         fs.atomic_write_bytes(out, _tflite_bytes(model, fmt == "tflite-int8"))
-    elif fmt.startswith("onnx"):
+    elif fmt.startswith("onnx") or fmt == "openvino-int8":
         calibration = None
-        if fmt == "onnx-int8":
+        if fmt.endswith("-int8"):
             images = (
                 keras.ops.convert_to_numpy(front(check))
                 if len(model.inputs[0].shape) == 4
                 else check
             )
             calibration = [images, check][: len(model.inputs)]
-        fs.atomic_write_bytes(out, onnx_bytes(model, calibration))
+        onnx = onnx_bytes(model, calibration)
+        if fmt == "openvino-int8":  # OpenVINO runs the QDQ model's convolutions in int8
+            write_openvino(model, out, onnx=onnx)
+        else:
+            fs.atomic_write_bytes(out, onnx)
     else:
         write_openvino(model, out, fp16=fmt == "openvino-fp16")
 
@@ -205,7 +210,7 @@ def export_model(
         _save_savedmodel(inference_model(model), out)
     else:
         front, rest = split_frontend(model)
-        if fmt.startswith("onnx") and frontend != "host":
+        if (fmt.startswith("onnx") or fmt == "openvino-int8") and frontend != "host":
             raise DataError(
                 f"export: {model_path}: the mel front end cannot go inside an ONNX file (tf2onnx "
                 "does not convert the STFT); use --frontend host, or --format openvino"

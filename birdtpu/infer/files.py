@@ -23,12 +23,13 @@ EXPORT_SUFFIXES = {
     "onnx-int8": "_onnx_int8.onnx",
     "openvino": "_openvino.xml",
     "openvino-fp16": "_openvino_fp16.xml",
+    "openvino-int8": "_openvino_int8.xml",
 }
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
 FRONTENDS = ("host", "tflite")  # where an export's mel front end runs: host, or inside the file
 SUFFIXES = (".keras", ".tflite", ".onnx", ".xml")
 # formats whose numbers are not float32's: predict does not refuse them for their difference
-QUANTIZED = ("tflite-int8", "onnx-int8")
+QUANTIZED = ("tflite-int8", "onnx-int8", "openvino-int8")
 
 
 def _stem(path: str) -> str:

@@ -5,6 +5,8 @@ through ONNX: it needs no tf2onnx, and OpenVINO's TensorFlow front end converts 
 mel layer, so the front end can also go inside the file (`frontend="tflite"`). `fp16` stores the
 weights in float16 (half the file); the CPU computes in float32 either way (the runner asks for
 f32 inference precision, where OpenVINO would otherwise pick bf16 on CPUs that have it).
+`openvino-int8` converts the calibrated int8 ONNX model (QDQ) instead: OpenVINO's CPU plugin
+runs its quantized convolutions and matmuls in int8 (the front end stays on the host).
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ def weights_path(xml: str) -> str:
     return xml[: -len(".xml")] + ".bin"
 
 
-def write_openvino(model: keras.Model, out: str, fp16: bool = False) -> None:
-    """Write `model` as OpenVINO IR at `out` (.xml) and its weights beside it (.bin)."""
+def write_openvino(
+    model: keras.Model, out: str, fp16: bool = False, onnx: bytes | None = None
+) -> None:
+    """Write `model` as OpenVINO IR at `out` (.xml) and its weights beside it (.bin); from the
+    ONNX file `onnx` where given (the int8 export), else from a SavedModel of `model`."""
     try:
         import openvino as ov
     except ImportError:
@@ -34,10 +39,14 @@ def write_openvino(model: keras.Model, out: str, fp16: bool = False) -> None:
         raise DataError(f"{out}: an OpenVINO export is an .xml file (its weights go beside it)")
     tmp = tempfile.mkdtemp(prefix="birdtpu-openvino-")
     try:
-        saved = os.path.join(tmp, "saved_model")
-        model.export(saved, format="tf_saved_model", verbose=False)
+        source = os.path.join(tmp, "model.onnx" if onnx else "saved_model")
+        if onnx:
+            with open(source, "wb") as fh:
+                fh.write(onnx)
+        else:
+            model.export(source, format="tf_saved_model", verbose=False)
         xml = os.path.join(tmp, "model.xml")
-        ov.save_model(ov.convert_model(saved), xml, compress_to_fp16=fp16)
+        ov.save_model(ov.convert_model(source), xml, compress_to_fp16=fp16)
         with open(weights_path(xml), "rb") as fh:
             fs.atomic_write_bytes(weights_path(out), fh.read())
         with open(xml, "rb") as fh:

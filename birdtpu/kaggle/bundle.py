@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from birdtpu import __version__
 from birdtpu.errors import BirdtpuError
 from birdtpu.kaggle.metadata import DATASET_METADATA, split_ref
@@ -76,6 +78,26 @@ def fetch_wheels(requirements: list[str], dest: str | Path, find_links: str | No
         _pip("wheel", "--no-deps", *source, "-w", str(dest), *requirements)
 
 
+def fetch_closure(
+    requirements: list[str], dest: str | Path, find_links: str | None, skip: frozenset[str]
+) -> None:
+    """`fetch_wheels` for `requirements` and, round by round, for what the fetched wheels require,
+    leaving out the distributions named in `skip` (what the Kaggle image has)."""
+    seen: set[str] = set()
+    while requirements:
+        batch = {}
+        for r in requirements:
+            name = requirement_name(r)
+            if name not in seen and name not in skip:  # markers were evaluated: pip gets none
+                batch.setdefault(name, f"{name}{Requirement(r).specifier}")
+        seen |= set(batch)
+        before = set(Path(dest).glob("*.whl"))
+        fetch_wheels(list(batch.values()), dest, find_links)
+        requirements = [
+            r for w in sorted(set(Path(dest).glob("*.whl")) - before) for r in wheel_requirements(w)
+        ]
+
+
 def code_dataset_metadata(dataset_id: str) -> dict:
     """dataset-metadata.json of the code dataset `dataset_id` (OWNER/SLUG)."""
     split_ref(dataset_id, "dataset id")
@@ -101,11 +123,13 @@ def build_code_dataset(
     src: str | Path = ".",
     with_deps: bool = False,
     find_links: str | None = None,
+    extras: tuple[str, ...] = (),
 ) -> Path:
     """Write the code dataset folder `out` and return it; replaces an earlier code dataset there.
 
     It holds the birdtpu wheel of the checkout `src`, with `with_deps` the wheels of birdtpu's
-    requirements that a Kaggle image lacks (from the index, or from `find_links` offline), the
+    requirements that a Kaggle image lacks, with those of birdtpu's `extras` (e.g. onnx, openvino)
+    and, round by round, what those wheels require (from the index, or from `find_links` offline), the
     recipes `configs/*.yaml` and dataset-metadata.json. Built in a temporary folder, then renamed.
     """
     meta = code_dataset_metadata(dataset_id)
@@ -117,12 +141,8 @@ def build_code_dataset(
     try:
         wheel = build_wheel(src, tmp)
         if with_deps:
-            reqs = [
-                r
-                for r in wheel_requirements(wheel)
-                if requirement_name(r) not in KAGGLE_IMAGE_PACKAGES
-            ]
-            fetch_wheels(reqs, tmp, find_links)
+            reqs = wheel_requirements(wheel, tuple(extras))
+            fetch_closure(reqs, tmp, find_links, KAGGLE_IMAGE_PACKAGES | {PACKAGE})
         for recipe in sorted(Path(src, "configs").glob("*.yaml")):
             shutil.copy2(recipe, tmp)
         (tmp / DATASET_METADATA).write_text(json.dumps(meta, indent=2) + "\n")

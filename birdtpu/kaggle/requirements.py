@@ -48,12 +48,13 @@ def requirement_name(requirement: str) -> str:
     return canonicalize_name(Requirement(requirement).name)
 
 
-def _active(requirements: list[str]) -> list[str]:
-    """The requirements that apply here without extras (markers evaluated)."""
+def _active(requirements: list[str], extras: tuple[str, ...] = ()) -> list[str]:
+    """The requirements that apply here without extras, or with one of `extras` (markers
+    evaluated)."""
 
     def applies(text: str) -> bool:
         marker = Requirement(text).marker
-        return marker is None or marker.evaluate({"extra": ""})
+        return marker is None or any(marker.evaluate({"extra": e}) for e in ("", *extras))
 
     return [r for r in requirements if applies(r)]
 
@@ -84,8 +85,8 @@ def missing_requirements(dists: list[str] | tuple[str, ...] = (PACKAGE,)) -> lis
     return [found[name] for name in sorted(found)]
 
 
-def wheel_requirements(wheel: str | Path) -> list[str]:
-    """The requirements (Requires-Dist, extras left out) in a wheel's METADATA."""
+def wheel_requirements(wheel: str | Path, extras: tuple[str, ...] = ()) -> list[str]:
+    """The requirements (Requires-Dist) in a wheel's METADATA, with those of `extras`."""
     with zipfile.ZipFile(wheel) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         text = zf.read(name).decode("utf-8")
@@ -94,4 +95,4 @@ def wheel_requirements(wheel: str | Path) -> list[str]:
         for line in text.splitlines()
         if line.startswith("Requires-Dist:")
     ]
-    return _active(lines)
+    return _active(lines, tuple(extras))
