@@ -106,7 +106,8 @@ def ensure_shards(
             )
         for problem in problems:
             log(f"shard: rewriting {problem}")
-    ensure_dataset(cfg, log)
+    if cfg.shards.dir:  # (without it, written above)
+        ensure_dataset(cfg, log)
     df, classes = load_catalog(cfg, log)
     weights = catalog.targets(df, classes, cfg.data.secondary_weight)
     manifest = shards.build_shards(

@@ -39,3 +39,13 @@ class Runner:
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def run_in_slices(batch: np.ndarray, parts: int, slice_fn, pool) -> np.ndarray:
+    """`slice_fn(k, slice_k)` over `batch` cut into `parts` slices, at once on `pool` (a thread
+    pool, or None: one after the other), concatenated in order."""
+    step = -(-len(batch) // parts)
+    slices = [batch[i : i + step] for i in range(0, len(batch), step)]
+    if pool is None or len(slices) == 1:
+        return np.concatenate([slice_fn(k, s) for k, s in enumerate(slices)])
+    return np.concatenate(list(pool.map(slice_fn, range(len(slices)), slices)))

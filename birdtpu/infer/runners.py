@@ -26,7 +26,7 @@ from birdtpu import fs, saving
 from birdtpu.errors import DataError
 from birdtpu.infer.files import model_format, read_meta
 from birdtpu.infer.hostmel import HostFrontend
-from birdtpu.infer.runner import FRONTEND_CHUNK, Runner
+from birdtpu.infer.runner import FRONTEND_CHUNK, Runner, run_in_slices
 
 
 def load_model(path: str):
@@ -146,11 +146,7 @@ class TFLiteRunner(Runner):
         return np.stack(out)
 
     def _run(self, batch):
-        step = -(-len(batch) // len(self.interpreters))
-        slices = [batch[i : i + step] for i in range(0, len(batch), step)]
-        if self._pool is None or len(slices) == 1:
-            return np.concatenate([self._slice(k, s) for k, s in enumerate(slices)])
-        return np.concatenate(list(self._pool.map(self._slice, range(len(slices)), slices)))
+        return run_in_slices(batch, len(self.interpreters), self._slice, self._pool)
 
 
 def open_model(path: str, batch_size: int = 64, threads: int = 0, streams: int = 0) -> Runner:

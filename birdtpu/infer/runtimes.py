@@ -20,7 +20,7 @@ from birdtpu import fs, saving
 from birdtpu.errors import DataError
 from birdtpu.infer.files import read_meta
 from birdtpu.infer.hostmel import HostFrontend
-from birdtpu.infer.runner import FRONTEND_CHUNK, Runner
+from birdtpu.infer.runner import FRONTEND_CHUNK, Runner, run_in_slices
 
 
 def plan_threads(threads: int = 0, streams: int = 0) -> tuple[int, int]:
@@ -67,11 +67,7 @@ class SlicedRunner(Runner):
         return self._infer(k, self._feeds(waves))
 
     def _run(self, batch):
-        step = -(-len(batch) // self.streams)
-        slices = [batch[i : i + step] for i in range(0, len(batch), step)]
-        if self._pool is None or len(slices) == 1:
-            return np.concatenate([self._slice(k, s) for k, s in enumerate(slices)])
-        return np.concatenate(list(self._pool.map(self._slice, range(len(slices)), slices)))
+        return run_in_slices(batch, self.streams, self._slice, self._pool)
 
 
 def _import(module: str, extra: str, path: str):
