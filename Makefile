@@ -8,6 +8,10 @@ DEMO_CFG ?= configs/demo.yaml
 # `make test` runs the fast suite; `make test SLOW=1` (what CI runs) runs every test.
 SLOW ?=
 PYTEST_MARK := $(if $(SLOW),,-m "not slow")
+# Tests run in WORKERS processes (pytest-xdist), a test file to one process so that its module
+# fixtures are built once; WORKERS=0 runs them in this process.
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 
 .PHONY: demo test install clean
 
@@ -29,9 +33,9 @@ demo: $(STAMP)
 JAX_MARK := $(if $(SLOW),-m backends,-m "backends and not slow")
 
 test: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(PYTEST_MARK) $(PYTEST_ARGS)
+	KERAS_BACKEND=tensorflow $(PYTEST) $(PYTEST_MARK) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
-		$(PY) -m pytest -q $(JAX_MARK) $(PYTEST_ARGS)
+		$(PYTEST) $(JAX_MARK) $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs demo_data .pytest_cache

@@ -29,10 +29,9 @@ TINY = [
     "model.pretrained=none",
 ]
 NARROW = "model.width=0.125"  # cnn14 and fat2019 at 1/8 of their channels
-# beyond the recipes: the other architectures and heads a recipe can name (fat2019.yaml has
-# the global features)
+# beyond the recipes: the other architectures a recipe can name (fat2019.yaml has the global
+# features; birdclef23 and rainforest the SED head, the others the clip head)
 VARIANTS = {
-    "demo+sed": ("demo", ["model.head=sed"]),
     "fat2019_plain": ("fat2019", ["model.name=fat2019"]),
     "cnn14": ("demo", ["model.name=cnn14"]),
 }
