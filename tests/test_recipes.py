@@ -85,7 +85,7 @@ def round_trips(tmp_path_factory):
     """{case: {format: largest difference to the training process's predictions}}."""
     folders = {}
     for case in CASES:
-        folders[case] = str(tmp_path_factory.mktemp(case.replace("+", "_")))
+        folders[case] = str(tmp_path_factory.mktemp(case))
         _build_and_fit(case, folders[case])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
     proc = subprocess.run(
