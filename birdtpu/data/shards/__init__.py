@@ -6,13 +6,17 @@ in worker processes, under a temporary name that is renamed when the shard is co
 sidecar JSON with the shard's counts, checksum and the fingerprint of its plan follows; a shard
 whose sidecar matches its plan is done, so a killed build rerun writes only the rest.
 `manifest.json` is written last. Same catalog, settings and seed give byte-identical shards,
-whatever the number of workers.
+whatever the number of workers or the runner (local processes or Apache Beam). Building imports
+no TensorFlow (except for `gs://` paths, through `tf.io.gfile`); parsing does.
 
 | module     | holds                                                                |
 |------------|----------------------------------------------------------------------|
-| `records`  | the record: serialize, parse, read a window of its PCM               |
+| `records`  | the record and its fields, serialized (no TensorFlow)                |
+| `tfrecord` | `tf.train.Example` encoding and TFRecord files (no TensorFlow)       |
+| `parse`    | parsing records in tf.data, reading a window of their PCM            |
 | `plan`     | catalog rows checked, windows cut, rows grouped into shard plans      |
 | `build`    | writing shards (resumable, in worker processes) and the manifest      |
+| `beam`     | the same build as an Apache Beam pipeline (`shard --runner beam`)     |
 | `manifest` | reading the manifest, checking its shards, shard paths by fold        |
 | `skips`    | a set that skipped too much of its input (or wrote nothing) refused   |
 """
@@ -26,14 +30,20 @@ from birdtpu.data.shards.manifest import (
     shard_paths,
 )
 from birdtpu.data.shards.plan import catalog_rows, crop_windows, plan_shards
-from birdtpu.data.shards.records import (
-    parse_example,
-    parse_header,
-    pcm_window,
-    serialize_example,
-    to_pcm16,
-)
+from birdtpu.data.shards.records import serialize_example, to_pcm16
 from birdtpu.data.shards.skips import check_skipped
+
+_PARSE = ("parse_example", "parse_header", "pcm_window")
+
+
+def __getattr__(name: str):
+    """The parse side, imported (with TensorFlow) when first used: building shards needs neither."""
+    if name in _PARSE:
+        from birdtpu.data.shards import parse
+
+        return getattr(parse, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MANIFEST",

@@ -11,7 +11,6 @@ from queue import Empty
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from birdtpu import fs
 from birdtpu.data.audio import AudioError, load_audio
@@ -19,6 +18,7 @@ from birdtpu.data.catalog import skip_summary
 from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
 from birdtpu.data.shards.plan import CROPS, ShardPlan, WriteOptions, catalog_rows, plan_shards
 from birdtpu.data.shards.records import serialize_example, to_pcm16
+from birdtpu.data.shards.tfrecord import RecordWriter
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.progress import Progress
@@ -31,7 +31,8 @@ NO_SPACE = "free space or choose another shards.dir; finished shards are kept, r
 
 
 def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None) -> dict:
-    """Decode and write one shard (temporary name, then rename) and its sidecar; returns its entry.
+    """Decode and write one shard (temporary name, fsynced, then renamed) and its sidecar; returns
+    its entry. Its checksum is computed as it is written.
 
     `tick(recordings, seconds)` is called after each row. Rows of one recording in a row decode it once.
     """
@@ -44,9 +45,7 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
     examples, recordings, seconds = 0, 0, 0.0
     current, wave, error = None, None, None
     try:
-        with tf.io.TFRecordWriter(
-            tmp, tf.io.TFRecordOptions(compression_type=options.compression or None)
-        ) as writer:
+        with RecordWriter(tmp, options.compression or "") as writer:
             for row in plan.rows:
                 if row["filepath"] != current:
                     current = row["filepath"]
@@ -87,15 +86,14 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
                 seconds += written
                 if tick:
                     tick(1, written)
-        fs.sync(tmp)
         entry = {
             "file": plan.name,
             "fold": plan.fold,
             "examples": examples,
             "recordings": recordings,
             "seconds": round(seconds, 3),
-            "bytes": fs.size(tmp),
-            "sha256": fs.sha256(tmp),
+            "bytes": writer.bytes,
+            "sha256": writer.sha256,
             "per_class": per_class,
             "negatives": negatives,
             "skipped": skipped,
@@ -187,7 +185,7 @@ def _write_all(
         for plan in plans:
             yield write_shard(plan, out_dir, options, progress.advance)
         return
-    ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    ctx = multiprocessing.get_context("spawn")  # the parent may have imported TensorFlow: no fork
     queue = ctx.Queue()
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
     try:
