@@ -13,7 +13,7 @@ PYTEST_MARK := $(if $(SLOW),,-m "not slow")
 WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean install-beam test-beam
 
 install: $(STAMP)
 
@@ -36,6 +36,23 @@ test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) $(PYTEST_MARK) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
 		$(PYTEST) $(JAX_MARK) $(PYTEST_ARGS)
+
+# Apache Beam (`shard --runner beam`) has its own environment and pins (constraints-beam.txt):
+# its protobuf and pillow ranges do not reach the tested stack. It holds no TensorFlow, which
+# shows the shard builder needs none. CI runs `make test-beam` after `make test SLOW=1`.
+BEAM_VENV ?= .venv-beam
+BEAM_STAMP := $(BEAM_VENV)/.installed
+
+install-beam: $(BEAM_STAMP)
+
+$(BEAM_STAMP): setup.cfg constraints-beam.txt
+	test -x $(BEAM_VENV)/bin/python || $(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BEAM_VENV)/bin/python -m pip install -q -c constraints-beam.txt -e '.[beam]' pytest pytest-timeout
+	touch $(BEAM_STAMP)
+
+test-beam: $(BEAM_STAMP)
+	$(BEAM_VENV)/bin/python -m pytest -q tests/test_beam.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs demo_data .pytest_cache

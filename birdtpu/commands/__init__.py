@@ -18,14 +18,15 @@ def add_config_arguments(parser) -> None:
     )
 
 
-def config_from_args(args):
+def config_from_args(args, backend: bool = True):
     """The validated config of --cfg and --set, with its Keras backend set (before any verb
-    imports Keras)."""
+    imports Keras) unless `backend` is False (a verb without Keras: `shard`)."""
     from birdtpu.backend import activate
     from birdtpu.config import load_config
 
     cfg = load_config(args.cfg, args.overrides)
-    activate(cfg.runtime.backend, cfg.runtime.cpu_replicas)
+    if backend:
+        activate(cfg.runtime.backend, cfg.runtime.cpu_replicas)
     return cfg
 
 

@@ -5,11 +5,15 @@ that is missing or truncated (with --verify, any whose bytes differ from their c
 rewritten. Unusable recordings are skipped, logged and listed with their reason in the manifest;
 the closing lines count them. A set with no clip, or one that skipped more than --max-skipped
 of its recordings, is an error (exit 2) naming the first files and the folder searched.
+`--runner beam` writes the shards with an Apache Beam pipeline (the `[beam]` extra): the
+DirectRunner in shards.workers processes here, or any runner by `--beam-option --runner=...`;
+the shards and manifest equal the local build's byte for byte.
 Without shards.dir, the set lives in the shared cache (<output_dir>/shard-cache/<format>-<key>):
 `--list` shows the cache's sets with their sizes and the runs that used each.
 """
 
 from birdtpu.commands import add_config_arguments, config_from_args, log
+from birdtpu.errors import ConfigError
 
 
 def add_arguments(parser) -> None:
@@ -28,6 +32,21 @@ def add_arguments(parser) -> None:
         help="read every shard and rewrite those whose sha256 differs from their sidecar",
     )
     parser.add_argument(
+        "--runner",
+        choices=("local", "beam"),
+        default="local",
+        help="write the shards in local processes (default) or with an Apache Beam pipeline",
+    )
+    parser.add_argument(
+        "--beam-option",
+        dest="beam_options",
+        metavar="OPTION",
+        action="append",
+        default=[],
+        help="a Beam pipeline option for --runner beam, e.g. --beam-option=--runner=DataflowRunner "
+        "(repeatable; default: the DirectRunner in shards.workers processes)",
+    )
+    parser.add_argument(
         "--max-skipped",
         type=float,
         metavar="FRACTION",
@@ -39,12 +58,21 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.max_skipped is not None:
         args.overrides.append(f"shards.max_skipped={args.max_skipped}")
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, backend=False)  # no Keras: shards build without TensorFlow
+    if args.beam_options and args.runner != "beam":
+        raise ConfigError("--beam-option needs --runner beam")
     if args.list:
         return _list(cfg.output_dir)
     from birdtpu.data.prepare import ensure_shards
 
-    manifest = ensure_shards(cfg, log, rebuild=args.rebuild, repair=True, verify=args.verify)
+    manifest = ensure_shards(
+        cfg,
+        log,
+        rebuild=args.rebuild,
+        repair=True,
+        verify=args.verify,
+        beam_options=args.beam_options if args.runner == "beam" else None,
+    )
     skipped = manifest["skipped"]
     # the skips' reasons were logged once as the set was built (build_shards)
     print(

@@ -74,9 +74,15 @@ def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
 
 
 def ensure_shards(
-    cfg, log=print, rebuild: bool = False, repair: bool = False, verify: bool = False
+    cfg,
+    log=print,
+    rebuild: bool = False,
+    repair: bool = False,
+    verify: bool = False,
+    beam_options: list[str] | None = None,
 ) -> dict:
-    """The manifest of the run's shard set, building (or finishing) it where needed.
+    """The manifest of the run's shard set, building (or finishing) it where needed (with
+    `beam_options`, as an Apache Beam pipeline: `build_shards`).
 
     The shards of a finished set are checked first: a missing one or one of another size (with
     `verify`, another sha256) is rewritten with `repair` (`birdtpu shard`), else a DataError names it.
@@ -121,6 +127,7 @@ def ensure_shards(
         log,
         seed=cfg.runtime.seed,
         verify=verify,
+        beam_options=beam_options,
     )
     shards.check_skipped(manifest, cfg.shards.max_skipped, out)
     return manifest

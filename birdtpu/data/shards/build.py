@@ -177,10 +177,27 @@ def _drain(queue, progress: Progress) -> None:
 
 
 def _write_all(
-    plans: list[ShardPlan], out_dir: str, options: WriteOptions, workers: int, progress: Progress
+    plans: list[ShardPlan],
+    out_dir: str,
+    options: WriteOptions,
+    workers: int,
+    progress: Progress,
+    beam_options: list[str] | None = None,
 ):
-    """Write `plans`, in-process for one worker, else in spawned processes; yields entries as shards finish."""
+    """Write `plans`, in-process for one worker, else in spawned processes, or with `beam_options`
+    as a Beam pipeline; yields entries as shards finish (all at its end for Beam)."""
     workers = min(workers or fs.cores(), len(plans))
+    if beam_options is not None:
+        from birdtpu.data.shards.beam import write_with_beam
+
+        write_with_beam(plans, out_dir, options, workers, beam_options)
+        for plan in plans:
+            entry = _done(out_dir, plan)
+            if entry is None:
+                raise DataError(f"{join(out_dir, plan.name)}: the Beam pipeline did not write it")
+            progress.advance(len(plan.rows), entry["seconds"])
+            yield entry
+        return
     if workers <= 1:
         for plan in plans:
             yield write_shard(plan, out_dir, options, progress.advance)
@@ -216,6 +233,7 @@ def build_shards(
     seed: int = 0,
     progress_every: float = 30.0,
     verify: bool = False,
+    beam_options: list[str] | None = None,
 ) -> dict:
     """Write the shards of catalog `df` (with `fold`) into `out_dir` (local or gs://); returns the manifest.
 
@@ -223,7 +241,8 @@ def build_shards(
     manifest; `targets` (rows x classes) default to one-hot of the primary label; `seed` draws the
     random windows. Finished shards of an earlier, interrupted build of the same plan are kept (with
     `verify`, only those whose bytes match their sha256). A full disk raises NoSpaceError; the
-    temporary file goes, finished shards stay.
+    temporary file goes, finished shards stay. With `beam_options` (a list, maybe empty), the
+    shards are written by an Apache Beam pipeline with these options (`shard --runner beam`).
     Unusable recordings are skipped, logged and listed in the manifest with their reason.
     """
     if shard_cfg.crop not in CROPS:
@@ -254,7 +273,7 @@ def build_shards(
     progress = Progress(sum(len(p.rows) for p in todo), log, progress_every)
     try:
         for n, entry in enumerate(
-            _write_all(todo, out_dir, options, shard_cfg.workers, progress), 1
+            _write_all(todo, out_dir, options, shard_cfg.workers, progress, beam_options), 1
         ):
             entries[entry["file"]] = entry
             for bad in entry["skipped"]:
