@@ -15,13 +15,14 @@ no TensorFlow (except for `gs://` paths, through `tf.io.gfile`); parsing does.
 | `tfrecord` | `tf.train.Example` encoding and TFRecord files (no TensorFlow)       |
 | `parse`    | parsing records in tf.data, reading a window of their PCM            |
 | `plan`     | catalog rows checked, windows cut, rows grouped into shard plans      |
-| `build`    | writing shards (resumable, in worker processes) and the manifest      |
+| `write`    | one shard: decoded, written, fsynced, renamed, its sidecar            |
+| `build`    | a set: planned, resumed, written in processes or on Beam, manifest    |
 | `beam`     | the same build as an Apache Beam pipeline (`shard --runner beam`)     |
 | `manifest` | reading the manifest, checking its shards, shard paths by fold        |
 | `skips`    | a set that skipped too much of its input (or wrote nothing) refused   |
 """
 
-from birdtpu.data.shards.build import build_shards, write_shard
+from birdtpu.data.shards.build import build_shards
 from birdtpu.data.shards.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
@@ -32,6 +33,7 @@ from birdtpu.data.shards.manifest import (
 from birdtpu.data.shards.plan import catalog_rows, crop_windows, plan_shards
 from birdtpu.data.shards.records import serialize_example, to_pcm16
 from birdtpu.data.shards.skips import check_skipped
+from birdtpu.data.shards.write import write_shard
 
 _PARSE = ("parse_example", "parse_header", "pcm_window")
 

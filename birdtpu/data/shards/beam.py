@@ -19,6 +19,7 @@ DirectRunner runs the pipeline here in `workers` processes. Beam is the optional
 from __future__ import annotations
 
 from birdtpu.data.shards.plan import ShardPlan, WriteOptions
+from birdtpu.data.shards.write import write_shard
 from birdtpu.errors import ConfigError
 
 INSTALL = "pip install 'birdtpu[beam]' (its tested pins: constraints-beam.txt)"
@@ -47,8 +48,6 @@ def pipeline_options(options: list[str], workers: int) -> list[str]:
 
 
 def _write(plan: ShardPlan, out_dir: str, options: WriteOptions) -> str:
-    from birdtpu.data.shards.build import write_shard
-
     return write_shard(plan, out_dir, options)["file"]
 
 

@@ -13,119 +13,15 @@ import numpy as np
 import pandas as pd
 
 from birdtpu import fs
-from birdtpu.data.audio import AudioError, load_audio
 from birdtpu.data.catalog import skip_summary
 from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
 from birdtpu.data.shards.plan import CROPS, ShardPlan, WriteOptions, catalog_rows, plan_shards
-from birdtpu.data.shards.records import serialize_example, to_pcm16
-from birdtpu.data.shards.tfrecord import RecordWriter
+from birdtpu.data.shards.write import NO_SPACE, write_shard
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.progress import Progress
 
 _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from fs.temp_name
-NO_SPACE = "free space or choose another shards.dir; finished shards are kept, rerun to resume"
-
-
-# ----------------------------------------------------------------------------- write
-
-
-def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None) -> dict:
-    """Decode and write one shard (temporary name, fsynced, then renamed) and its sidecar; returns
-    its entry. Its checksum is computed as it is written.
-
-    `tick(recordings, seconds)` is called after each row. Rows of one recording in a row decode it once.
-    """
-    path = join(out_dir, plan.name)
-    tmp = fs.temp_name(path)
-    rate = options.sample_rate
-    per_class: dict[str, int] = {}
-    negatives: dict[str, int] = {}
-    skipped: list[dict] = []
-    examples, recordings, seconds = 0, 0, 0.0
-    current, wave, error = None, None, None
-    try:
-        with RecordWriter(tmp, options.compression or "") as writer:
-            for row in plan.rows:
-                if row["filepath"] != current:
-                    current = row["filepath"]
-                    try:
-                        wave, error = (
-                            load_audio(
-                                current,
-                                rate,
-                                None if options.channel < 0 else options.channel,
-                                options.read_seconds,
-                                decoder=options.decoder,
-                            )[0],
-                            None,
-                        )
-                    except AudioError as err:
-                        wave, error = None, err.reason
-                written = 0.0
-                if error:
-                    skipped.append({"file": current, "reason": error})
-                else:
-                    for start, end in row["windows"]:
-                        pcm = to_pcm16(wave[int(round(start * rate)) : int(round(end * rate))])
-                        if not len(pcm):
-                            skipped.append(
-                                {
-                                    "file": current,
-                                    "reason": f"window {start}-{end} s starts after the "
-                                    f"decoded end ({len(wave) / rate:.2f} s)",
-                                }
-                            )
-                            continue
-                        writer.write(_record(row, pcm, rate, plan.fold, start))
-                        counts = per_class if row["positive"] else negatives
-                        counts[row["label"]] = counts.get(row["label"], 0) + 1
-                        examples += 1
-                        written += len(pcm) / rate
-                    recordings += 1
-                seconds += written
-                if tick:
-                    tick(1, written)
-        entry = {
-            "file": plan.name,
-            "fold": plan.fold,
-            "examples": examples,
-            "recordings": recordings,
-            "seconds": round(seconds, 3),
-            "bytes": writer.bytes,
-            "sha256": writer.sha256,
-            "per_class": per_class,
-            "negatives": negatives,
-            "skipped": skipped,
-            "fingerprint": plan.fingerprint,
-        }
-        fs.rename(tmp, path)
-    except BaseException as err:  # the temporary file goes; a kill leaves it to the next build
-        fs.discard(tmp)
-        if fs.out_of_space(err):
-            raise fs.NoSpaceError(path, NO_SPACE) from None
-        raise
-    fs.write_json(path + ".json", entry)
-    return entry
-
-
-def _record(row: dict, pcm: np.ndarray, rate: int, fold: int, start: float) -> bytes:
-    box = None
-    if row["box"] is not None:  # times from the start of this record
-        box = (round(row["box"][0] - start, 4), round(row["box"][1] - start, 4), *row["box"][2:])
-    return serialize_example(
-        pcm,
-        rate,
-        row["target"],
-        row["label_index"],
-        fold,
-        row["filename"],
-        row["source"],
-        row["seconds"],
-        start,
-        box,
-        row["positive"],
-    )
 
 
 def _done(out_dir: str, plan: ShardPlan, verify: bool = False) -> dict | None:

@@ -3,8 +3,9 @@
 A shard worker decodes audio and writes records; importing TensorFlow for that costs each worker
 seconds of start-up and hundreds of MB. The two formats are small and stable:
 
-- a record (`encode_example`) is the protobuf wire encoding of `tf.train.Example` with its features
-  in key order, the bytes `SerializeToString(deterministic=True)` gives (tests compare the two);
+- a record (`encode_example`) is the protobuf wire encoding of `tf.train.Example` with its
+  features in deterministic key order, the bytes `SerializeToString(deterministic=True)` gives
+  (tests compare the two);
 - a file (`RecordWriter`) frames each record as TensorFlow does: length (uint64 LE), masked CRC32C
   of the length, the record, masked CRC32C of the record. GZIP and ZLIB files are the framed stream
   through zlib (what `TFRecordDataset(compression_type=...)` reads).
@@ -14,6 +15,7 @@ seconds of start-up and hundreds of MB. The two formats are small and stable:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
@@ -83,14 +85,19 @@ def int64_feature(values) -> bytes:
     return _field(3, _field(1, data) if data else b"")
 
 
+def _key_order(a: bytes, b: bytes) -> int:
+    """The map-key order of protobuf's deterministic serialization (upb): bytewise, except that a
+    key that is a prefix of another comes after it ('ab' before 'a')."""
+    n = min(len(a), len(b))
+    return (a[:n] > b[:n]) - (a[:n] < b[:n]) or len(b) - len(a)
+
+
 def encode_example(features: dict[str, bytes]) -> bytes:
-    """A `tf.train.Example` of `{key: *_feature(...)}`, features in key order (deterministic)."""
+    """A `tf.train.Example` of `{key: *_feature(...)}`, features in deterministic key order."""
+    keys = sorted((k.encode() for k in features), key=functools.cmp_to_key(_key_order))
     return _field(
         1,
-        b"".join(
-            _field(1, _field(1, key.encode()) + _field(2, features[key]))
-            for key in sorted(features)
-        ),
+        b"".join(_field(1, _field(1, key) + _field(2, features[key.decode()])) for key in keys),
     )
 
 
