@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "fit": "train a model from a YAML recipe (shards are built first if missing)",
     "evaluate": "score prediction CSVs against truth with the competition metrics",
     "predict": "predict 5-second windows of soundscapes and write submission.csv",
+    "pseudo": "pseudo-label unlabelled soundscapes into shards of soft targets (noisy student)",
     "export": "export a trained model to SavedModel or TFLite for fast CPU inference",
     "stack": "train the per-class stacking ensemble on out-of-fold predictions",
     "plot": "write PNG plots of the data, the pipeline and a run",

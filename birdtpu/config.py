@@ -65,6 +65,10 @@ class SynthConfig:
     num_soundscapes: int = _opt(3, lo=0)
     soundscape_seconds: float = _opt(60.0, lo=5.0)
     seed: int = 7
+    # BirdCLEF+ layout (0: none written): taxonomy.csv, train.csv (2026 columns), this many
+    # train_soundscapes/*.ogg with every window's truth in train_soundscapes_truth.csv
+    plus_soundscapes: int = _opt(0, lo=0)
+    plus_labelled: int = _opt(0, lo=0)  # the first n of them get train_soundscapes_labels.csv rows
 
 
 @dataclass
@@ -277,6 +281,9 @@ class InferConfig:
     smooth: list[float] = _opt(
         []
     )  # weights over a window and its neighbours, odd length (e.g. [0.25, 0.5, 0.25]); empty: none
+    postprocess: list[dict] = _opt(
+        []
+    )  # steps per recording after infer.smooth, in order, e.g. [{smooth: [1, 2, 1]}, {file_confidence: 0.5}]
     aggregate: str = _opt(
         "none", choices=("none", "max", "mean")
     )  # max/mean: one row per recording instead of per window
@@ -308,6 +315,27 @@ class TrackingConfig:
 
 
 @dataclass
+class PseudoConfig:
+    # unlabelled soundscapes `birdtpu pseudo` predicts, relative to data.root (or absolute, gs://);
+    # empty: data.soundscape_dir
+    soundscapes: str = ""
+    # teacher runs (folders with model.keras) or model files, blended; empty: infer.model, else this run's
+    runs: list[str] = _opt([])
+    round: int = _opt(1, lo=0)  # noisy-student round: shards go to <output_dir>/round-<round>
+    power: float = _opt(
+        1.0, lo=0.0
+    )  # soft targets are p ** power (sharper above 1), then floor, top_k
+    floor: float = _opt(0.0, lo=0.0, hi=1.0)  # targets below this (after power) become 0
+    top_k: int = _opt(0, lo=0)  # keep only each window's top_k targets; 0: all
+    files_per_shard: int = _opt(32, lo=1)  # soundscapes per shard (a shard is the unit of resuming)
+    output_dir: str = ""  # empty: <run dir>/pseudo
+
+    def __post_init__(self):
+        if self.power <= 0:
+            raise ConfigError(f"pseudo.power: must be above 0, got {self.power!r}")
+
+
+@dataclass
 class Config:
     name: str = "run"  # run name: outputs go to <output_dir>/<name>
     output_dir: str = "runs"
@@ -321,6 +349,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     infer: InferConfig = field(default_factory=InferConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
 
     @property
     def run_dir(self) -> str:

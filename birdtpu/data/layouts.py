@@ -10,6 +10,7 @@ _BIRDCLEF = (
     "train_metadata.csv",
     "primary_label, filename; optional secondary_labels, author, url, rating, latitude, longitude",
 )
+_PLUS = "train.csv"  # BirdCLEF+ 2025 and 2026: the BirdCLEF columns under another name
 _CORNELL = (
     "ebird_code, filename; optional secondary_labels, primary_label, sci_name, species, xc_id, "
     "url, author, rating, duration, latitude, longitude"
@@ -24,6 +25,8 @@ LAYOUTS: dict[str, tuple[str, str, str, str]] = {
     "birdclef2022": (*_BIRDCLEF, "train_audio", "<filename> (e.g. label/XC123.ogg)"),
     "birdclef2023": (*_BIRDCLEF, "train_audio", "<filename>"),
     "birdclef2024": (*_BIRDCLEF, "train_audio", "<filename>"),
+    "birdclef25": (_PLUS, _BIRDCLEF[1], "train_audio", "<filename> (e.g. 1139490/CSA36385.ogg)"),
+    "birdclef26": (_PLUS, _BIRDCLEF[1], "train_audio", "<filename> (e.g. 22961/iNat123.ogg)"),
     "birdclef": (*_BIRDCLEF, "train_audio", "<filename>"),
     "birdclef-root": (*_BIRDCLEF, "", "<filename> (e.g. <label>/<file>.wav)"),
     "birdclef2020": ("train.csv", _CORNELL, "train_audio", "<ebird_code>/<filename>"),

@@ -4,6 +4,7 @@ Each species has a call shape (frequency-modulated whistle, trill, harmonic stac
 frequency band of its own; every call jitters around the species' template. Clips mix calls into
 pink background noise at a random SNR, at several sample rates, some with a secondary species.
 Soundscapes place calls of several species at known times and come with per-window truth.
+With `plus_soundscapes` the set also carries the BirdCLEF+ 2025/2026 layout (`write_plus`).
 Everything is drawn from `numpy.random.default_rng([seed, kind, index])`, so output depends on the
 seed alone, not on the order or parallelism of the writes.
 """
@@ -18,13 +19,32 @@ import numpy as np
 import pandas as pd
 
 from birdtpu.data.audio import write_audio
-from birdtpu.errors import DataError
+from birdtpu.errors import ConfigError, DataError
 
 SHAPES = ("whistle", "trill", "harmonic", "buzz")
 METADATA, AUDIO_DIR = "train_metadata.csv", "train_audio"  # the names `write_dataset` writes
 MARKER = ".birdtpu-synthetic.json"  # marks a folder as a synthetic set: rewriting it loses nothing
 SOUNDSCAPE_RATE = 32000
-_CLIP, _SPECIES, _SCAPE = 1, 2, 3
+_CLIP, _SPECIES, _SCAPE, _PLUS_SCAPE = 1, 2, 3, 4
+PLUS_DIR, PLUS_LABELS = "train_soundscapes", "train_soundscapes_labels.csv"
+PLUS_TRUTH = "train_soundscapes_truth.csv"  # for scoring pseudo-labels; no trainer reads it
+PLUS_TRAIN = [  # train.csv of BirdCLEF+ 2026, in its column order
+    "primary_label",
+    "secondary_labels",
+    "type",
+    "latitude",
+    "longitude",
+    "scientific_name",
+    "common_name",
+    "class_name",
+    "inat_taxon_id",
+    "author",
+    "license",
+    "rating",
+    "url",
+    "filename",
+    "collection",
+]
 
 
 @dataclass(frozen=True)
@@ -164,9 +184,14 @@ def write_dataset(root: str, cfg, log=print) -> pd.DataFrame:
     Layout: `train_metadata.csv`, `train_audio/<code>/<code>_<n>.ogg`, `soundscapes/*.ogg`,
     `soundscape_labels.csv` (row_id and a 0/1 column per species, one row per 5-s window),
     `soundscape_events.csv` (each call's species and times) and `sample_submission.csv`, and
-    MARKER. `root` must be empty, missing or an earlier synthetic set: DataError otherwise, before
-    anything is written.
+    MARKER; with `cfg.plus_soundscapes`, the BirdCLEF+ files of `write_plus` too. `root` must be
+    empty, missing or an earlier synthetic set: DataError otherwise, before anything is written.
     """
+    if cfg.plus_labelled > cfg.plus_soundscapes:
+        raise ConfigError(
+            f"synth.plus_labelled: {cfg.plus_labelled} is more than synth.plus_soundscapes "
+            f"({cfg.plus_soundscapes})"
+        )
     check_target(root)
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, MARKER), "w") as fh:
@@ -207,8 +232,12 @@ def write_dataset(root: str, cfg, log=print) -> pd.DataFrame:
     meta = pd.DataFrame(rows)
     meta.to_csv(os.path.join(root, METADATA), index=False)
     _write_soundscapes(root, species, cfg)
+    plus = ""
+    if cfg.plus_soundscapes:
+        write_plus(root, species, meta, cfg)
+        plus = f" (+{cfg.plus_soundscapes} BirdCLEF+ soundscapes, {cfg.plus_labelled} labelled)"
     log(
-        f"synth: {len(meta)} clips of {len(species)} species and {cfg.num_soundscapes} soundscapes in {root}"
+        f"synth: {len(meta)} clips of {len(species)} species and {cfg.num_soundscapes} soundscapes{plus} in {root}"
     )
     return meta
 
@@ -226,40 +255,46 @@ def check_target(root: str) -> None:
         )
 
 
+def _render_soundscape(
+    species: list[Species], cfg, rng: np.random.Generator, window: float
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float, float]]]:
+    """A soundscape of `cfg.soundscape_seconds` at SOUNDSCAPE_RATE: its mixed wave, the 0/1
+    (windows, species) presence and each call as (species index, start, end)."""
+    n_windows = int(np.ceil(cfg.soundscape_seconds / window))
+    wave = np.zeros(int(cfg.soundscape_seconds * SOUNDSCAPE_RATE), np.float32)
+    present = np.zeros((n_windows, len(species)), np.int64)
+    events = []
+    for w in range(n_windows):  # each window: silence or one or two species
+        for j in rng.choice(len(species), size=int(rng.integers(0, 3)), replace=False):
+            start, end = w * window + 0.3, min((w + 1) * window, cfg.soundscape_seconds) - 0.5
+            for t0, t1 in _place_calls(
+                wave, species[j], SOUNDSCAPE_RATE, start, end, 1.0, rng, (0.3, 1.0)
+            ):
+                events.append((int(j), t0, t1))
+                for ww in range(int(t0 // window), min(n_windows, int(np.ceil(t1 / window)))):
+                    present[ww, j] = 1
+    return _mix(wave, rng, float(rng.uniform(*cfg.snr_db))), present, events
+
+
+def _window_ends(cfg, n_windows: int, window: float) -> list[int]:
+    return [int(min((w + 1) * window, np.ceil(cfg.soundscape_seconds))) for w in range(n_windows)]
+
+
 def _write_soundscapes(root: str, species: list[Species], cfg, window: float = 5.0) -> None:
     codes = [sp.code for sp in species]
     scape_dir = os.path.join(root, "soundscapes")
     os.makedirs(scape_dir, exist_ok=True)
     truth, events = [], []
-    n_windows = int(np.ceil(cfg.soundscape_seconds / window))
     for k in range(cfg.num_soundscapes):
         rng = np.random.default_rng([cfg.seed, _SCAPE, k])
         name = f"soundscape_{k:03d}"
-        wave = np.zeros(int(cfg.soundscape_seconds * SOUNDSCAPE_RATE), np.float32)
-        present = np.zeros((n_windows, len(species)), np.int64)
-        for w in range(n_windows):  # each window: silence or one or two species
-            for j in rng.choice(len(species), size=int(rng.integers(0, 3)), replace=False):
-                start, end = w * window + 0.3, min((w + 1) * window, cfg.soundscape_seconds) - 0.5
-                for t0, t1 in _place_calls(
-                    wave, species[j], SOUNDSCAPE_RATE, start, end, 1.0, rng, (0.3, 1.0)
-                ):
-                    events.append(
-                        {
-                            "soundscape": name,
-                            "species": codes[j],
-                            "start": round(t0, 3),
-                            "end": round(t1, 3),
-                        }
-                    )
-                    for ww in range(int(t0 // window), min(n_windows, int(np.ceil(t1 / window)))):
-                        present[ww, j] = 1
-        write_audio(
-            os.path.join(scape_dir, f"{name}.ogg"),
-            _mix(wave, rng, float(rng.uniform(*cfg.snr_db))),
-            SOUNDSCAPE_RATE,
-        )
-        for w in range(n_windows):
-            end_s = int(min((w + 1) * window, np.ceil(cfg.soundscape_seconds)))
+        wave, present, calls = _render_soundscape(species, cfg, rng, window)
+        events += [
+            {"soundscape": name, "species": codes[j], "start": round(t0, 3), "end": round(t1, 3)}
+            for j, t0, t1 in calls
+        ]
+        write_audio(os.path.join(scape_dir, f"{name}.ogg"), wave, SOUNDSCAPE_RATE)
+        for w, end_s in enumerate(_window_ends(cfg, len(present), window)):
             truth.append({"row_id": f"{name}_{end_s}", **dict(zip(codes, present[w]))})
     truth_df = pd.DataFrame(truth, columns=["row_id", *codes])
     truth_df.to_csv(os.path.join(root, "soundscape_labels.csv"), index=False)
@@ -269,3 +304,73 @@ def _write_soundscapes(root: str, species: list[Species], cfg, window: float = 5
     sample = truth_df.copy()
     sample[codes] = 1.0 / len(codes)
     sample.to_csv(os.path.join(root, "sample_submission.csv"), index=False)
+
+
+def species_taxa(n: int) -> list[str]:
+    """The taxon (BirdCLEF+ class_name) of each of `n` synthetic species: Aves, except the last
+    one Amphibia (from 3 species), the one before Insecta (from 4), the one before Mammalia (8)."""
+    taxa = ["Aves"] * n
+    for size, k, taxon in ((3, 1, "Amphibia"), (4, 2, "Insecta"), (8, 3, "Mammalia")):
+        if n >= size:
+            taxa[n - k] = taxon
+    return taxa
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def write_plus(
+    root: str, species: list[Species], meta: pd.DataFrame, cfg, window: float = 5.0
+) -> None:
+    """The BirdCLEF+ files: `taxonomy.csv` (taxa by `species_taxa`, iNat ids 800000 + index),
+    `train.csv` (the clips of `meta` in the 2026 columns), `cfg.plus_soundscapes` soundscapes
+    `train_soundscapes/SYN_Train_<k>.ogg` (drawn from `[seed, 4, k]`), every window's 0/1
+    truth in PLUS_TRUTH (row_id and a column per species), and for the first
+    `cfg.plus_labelled` the 2026 `train_soundscapes_labels.csv` (filename, start, end as
+    HH:MM:SS, primary_label joined by ';'; a row per window with a call, as the real file).
+    """
+    codes = [sp.code for sp in species]
+    taxa = dict(zip(codes, species_taxa(len(species))))
+    ids = {c: 800000 + i for i, c in enumerate(codes)}
+    names = meta.drop_duplicates("primary_label").set_index("primary_label")
+    pd.DataFrame(
+        {
+            "primary_label": codes,
+            "inat_taxon_id": [ids[c] for c in codes],
+            "scientific_name": [names.scientific_name.get(c, c) for c in codes],
+            "common_name": [names.common_name.get(c, c) for c in codes],
+            "class_name": [taxa[c] for c in codes],
+        }
+    ).to_csv(os.path.join(root, "taxonomy.csv"), index=False)
+    train = meta.assign(
+        class_name=meta.primary_label.map(taxa),
+        inat_taxon_id=meta.primary_label.map(ids),
+        collection="XC",
+    )
+    train[PLUS_TRAIN].to_csv(os.path.join(root, "train.csv"), index=False)
+    os.makedirs(os.path.join(root, PLUS_DIR), exist_ok=True)
+    truth, labels = [], []
+    for k in range(cfg.plus_soundscapes):
+        rng = np.random.default_rng([cfg.seed, _PLUS_SCAPE, k])
+        name = f"SYN_Train_{k:04d}"
+        wave, present, _ = _render_soundscape(species, cfg, rng, window)
+        write_audio(os.path.join(root, PLUS_DIR, f"{name}.ogg"), wave, SOUNDSCAPE_RATE)
+        for w, end_s in enumerate(_window_ends(cfg, len(present), window)):
+            truth.append({"row_id": f"{name}_{end_s}", **dict(zip(codes, present[w]))})
+            heard = [codes[j] for j in np.flatnonzero(present[w])]
+            if k < cfg.plus_labelled and heard:
+                labels.append(
+                    {
+                        "filename": f"{name}.ogg",
+                        "start": _hms(int(w * window)),
+                        "end": _hms(end_s),
+                        "primary_label": ";".join(heard),
+                    }
+                )
+    pd.DataFrame(truth, columns=["row_id", *codes]).to_csv(
+        os.path.join(root, PLUS_TRUTH), index=False
+    )
+    pd.DataFrame(labels, columns=["filename", "start", "end", "primary_label"]).to_csv(
+        os.path.join(root, PLUS_LABELS), index=False
+    )

@@ -5,7 +5,8 @@ cut into `infer.window_seconds` windows (`windows.py`: ids `<stem>_<end second>`
 zero-padded, context from the neighbours for a model with a longer clip), score each window
 and its `infer.tta_shifts` copies (averaged; all windows of a recording go to a model as one
 array, 12 for a minute of 5-s windows), then: blend the models (mean, or the stacker of
-`infer.stacker`), smooth over neighbouring windows (`infer.smooth`), and optionally keep one row
+`infer.stacker`), smooth over neighbouring windows (`infer.smooth`), run the steps of
+`infer.postprocess` (postprocess.STEPS, e.g. file-level confidence), and optionally keep one row
 per recording (`infer.aggregate`). The submission follows the sample submission's columns and
 is validated before it is written.
 
@@ -134,6 +135,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
         else:
             probs = postprocess.mean_blend(preds)
         probs = postprocess.smooth(probs, infer.smooth)
+        probs = postprocess.apply_steps({stem: probs}, infer.postprocess)[stem]
         if infer.aggregate != "none":
             probs, rows = postprocess.aggregate(probs, infer.aggregate), [stem]
         ids.extend(rows)
@@ -176,6 +178,7 @@ def predict(cfg, log=print) -> dict:
     where `<data.root>/soundscape_labels.csv` has truth for them.
     """
     inf = cfg.infer
+    postprocess.check_steps(inf.postprocess)  # a bad step fails before any model is opened
     runners = [open_model(p, inf.batch_size, inf.threads, inf.streams) for p in model_paths(cfg)]
     blender = postprocess.load_blender(inf.stacker) if inf.stacker else None
     folder = join(cfg.data.root, cfg.data.soundscape_dir)

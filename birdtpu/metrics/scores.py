@@ -101,6 +101,21 @@ def macro_roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     )
 
 
+def soundscape_scores(y_true_windows, y_score_windows) -> dict:
+    """`macro_roc_auc` over soundscape windows as {window_macro_auc, classes_scored}.
+
+    classes_scored: how many classes the mean is over (those with a positive and a negative
+    window); in a few labelled soundscapes most classes have no call and are skipped.
+    """
+    auc = per_class_roc_auc(y_true_windows, y_score_windows)
+    return {
+        "window_macro_auc": _nanmean(
+            auc, "ROC-AUC is undefined: no class has both a positive and a negative window"
+        ),
+        "classes_scored": int(np.isfinite(auc).sum()),
+    }
+
+
 def padded_cmap(y_true, y_score, padding: int = 5) -> float:
     """BirdCLEF 2023 score: macro average precision after appending `padding` rows of ones.
 

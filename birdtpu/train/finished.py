@@ -19,6 +19,7 @@ from birdtpu.fs import join
 NOT_TRAINING = (
     "infer.",
     "tracking.",
+    "pseudo.",  # what `birdtpu pseudo` writes from this run, not how the run trains
     "shards.workers",
     "shards.max_skipped",
     "train.min_val_clips",

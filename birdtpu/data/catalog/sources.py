@@ -8,6 +8,7 @@ import pandas as pd
 
 from birdtpu import fs
 from birdtpu.data.catalog.birdclef import read_birdclef, read_cornell, read_xc_extended
+from birdtpu.data.catalog.birdclef_plus import read_birdclef_plus
 from birdtpu.data.catalog.tagging import read_fat2019, read_rainforest
 from birdtpu.errors import DataError
 
@@ -17,6 +18,8 @@ FORMATS: dict[str, tuple] = {
     "birdclef2022": (read_birdclef, {}),
     "birdclef2023": (read_birdclef, {}),
     "birdclef2024": (read_birdclef, {}),
+    "birdclef25": (read_birdclef_plus, {}),
+    "birdclef26": (read_birdclef_plus, {}),
     "birdclef": (read_birdclef, {}),
     "birdclef-root": (read_birdclef, {"audio_dir": ""}),
     "birdclef2020": (read_cornell, {}),
