@@ -31,3 +31,27 @@ def test_cli_reports_an_unknown_schema_and_rebuilds(tiny_data, tmp_path, capsys)
     ]
     assert main(["shard", *args, "--rebuild"]) == 0
     assert read_manifest(shard_dir)["examples"] == 18
+
+
+def test_cli_beam_errors(tiny_data, tmp_path, capsys):
+    """Beam options without the Beam runner, and the Beam runner where Beam is not installed (the
+    tested stack: Beam has its own environment), are one-line errors, exit 2."""
+    import importlib.util
+
+    root, _ = tiny_data
+    args = [
+        x
+        for a in tiny_overrides(tmp_path, f"data.root={root}", f"shards.dir={tmp_path / 's'}")
+        for x in ("--set", a)
+    ]
+    assert main(["shard", *args, "--beam-option=--runner=DirectRunner"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "birdtpu shard: error: --beam-option needs --runner beam"
+    )
+    if importlib.util.find_spec("apache_beam") is None:
+        assert main(["shard", *args, "--runner", "beam"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (
+            "birdtpu shard: error: shard --runner beam needs Apache Beam: pip install "
+            "'birdtpu[beam]' (its tested pins: constraints-beam.txt)"
+        )
