@@ -250,6 +250,12 @@ class TrainConfig:
     min_val_clips: int = _opt(
         2, lo=1
     )  # fit warns when the validation fold has fewer clips than this for some class
+    # noisy student: `birdtpu pseudo` sets (round folders with manifest.json, e.g.
+    # runs/teacher/pseudo/round-1) mixed into training at pseudo_ratio
+    pseudo_shards: list[str] = _opt([])
+    pseudo_ratio: float = _opt(
+        0.0, lo=0.0, hi=1.0
+    )  # share of training clips drawn from pseudo_shards, below 1; 0: off
 
 
 @dataclass
@@ -490,6 +496,13 @@ def _validate(cfg: Config) -> None:
     if inf.smooth and (len(inf.smooth) % 2 == 0 or min(inf.smooth) < 0 or sum(inf.smooth) <= 0):
         raise ConfigError(
             f"infer.smooth: expected an odd number of weights >= 0 with a positive sum, got {inf.smooth}"
+        )
+    train = cfg.train
+    if train.pseudo_ratio >= 1:
+        raise ConfigError(f"train.pseudo_ratio: must be below 1, got {train.pseudo_ratio}")
+    if train.pseudo_ratio > 0 and not train.pseudo_shards:
+        raise ConfigError(
+            "train.pseudo_shards: set the pseudo-label folders for train.pseudo_ratio"
         )
     aug = cfg.augment
     for name in (

@@ -1,6 +1,6 @@
 """The tf.data input builders, `build_dataset` (shards) and `build_file_dataset` (audio files):
-records -> trim -> crop/pad -> batch -> waveform augmentations, background mixing, MixUp/CutMix ->
-prefetch.
+records -> trim -> crop/pad -> (a second shard set's clips sampled in, e.g. pseudo-labels) ->
+batch -> waveform augmentations, background mixing, MixUp/CutMix -> prefetch.
 
 Records come from TFRecord shards of PCM (`build_dataset`, the fast path) or from audio files
 decoded on the host as they are read (`build_file_dataset`, for quick work without shards).
@@ -49,6 +49,43 @@ def _worker_seed(seed, index: int):
     return None if seed is None else seed + 1000003 * index
 
 
+_MIX_SALT = 7919  # the mixed-in stream's seed: the worker's seed plus this
+
+
+def _records(paths, workers, index, training, seed, order, compression, cycle_length, cache):
+    """The serialized records of shard `paths` for worker `index` of `workers` (whole files, or
+    in evaluation with fewer files than workers every workers-th record); training shuffles the
+    files and repeats."""
+    files = tf.data.Dataset.from_tensor_slices(list(paths))
+    record_split = False
+    if workers > 1:
+        if len(paths) >= workers:
+            files = files.shard(workers, index)
+        elif training:
+            raise DataError(
+                f"{len(paths)} shard file(s) for {workers} input workers: each worker reads whole "
+                f"files, so there must be at least {workers} (better {4 * workers}+); write smaller "
+                "shards (shards.target_mb, pseudo.files_per_shard) or use fewer workers"
+            )
+        else:
+            record_split = True
+    if training:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = files.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression or None),
+        cycle_length=max(1, min(len(paths), cycle_length)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=order,
+    )
+    if record_split:
+        ds = ds.shard(workers, index)
+    if cache:
+        ds = ds.cache("" if cache is True else cache)
+    if training:
+        ds = ds.repeat()
+    return ds
+
+
 def _finish(ds, sharded: bool, deterministic: bool):
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -86,6 +123,8 @@ def build_dataset(
     sample_rate: int | None = None,
     cycle_length: int = 16,
     copies=None,
+    mix_paths: list[str] | None = None,
+    mix_ratio: float = 0.0,
     log=print,
 ):
     """Batches of (waveform [batch, clip_samples], target [batch, classes]) from shard `paths`.
@@ -102,39 +141,24 @@ def build_dataset(
     `augment.background`) feeds background mixing; audio files there need `sample_rate`.
     `deterministic` fixes the order (and, with `seed`, every random draw). `copies` (training): the
     expected copies per record of each class (`birdtpu.data.balance`), the class balance.
+
+    `mix_paths` (training, e.g. pseudo-labelled shards) with `mix_ratio` r in (0, 1): a second
+    stream of clips, read, cropped and padded as the training records (files shuffled, repeated,
+    split among workers; not cached, not balanced, targets as written: no `secondary_weight`),
+    sampled into the clips before the shuffle, so about r of each batch comes from it and MixUp
+    mixes the two. r = 0: the dataset without it, the same bytes.
     """
     if not paths:
         raise DataError("no shard files to read")
+    if not 0 <= mix_ratio < 1:
+        raise ValueError(f"mix_ratio {mix_ratio} is not in [0, 1)")
+    mixing = mix_ratio > 0
+    if mixing and not (training and mix_paths):
+        raise ValueError("mix_ratio > 0 needs mix_paths and training=True")
     workers, index = _worker_split(input_context, num_workers, worker_index)
     seed = _worker_seed(seed, index)
-    files = tf.data.Dataset.from_tensor_slices(list(paths))
-    record_split = False
-    if workers > 1:
-        if len(paths) >= workers:
-            files = files.shard(workers, index)
-        elif training:
-            raise DataError(
-                f"{len(paths)} shard file(s) for {workers} input workers: each worker reads whole "
-                f"files, so there must be at least {workers} (better {4 * workers}+); write smaller "
-                "shards (shards.target_mb) or use fewer workers"
-            )
-        else:
-            record_split = True
     order = deterministic or not training
-    if training:
-        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = files.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression or None),
-        cycle_length=max(1, min(len(paths), cycle_length)),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=order,
-    )
-    if record_split:
-        ds = ds.shard(workers, index)
-    if cache:
-        ds = ds.cache("" if cache is True else cache)
-    if training:
-        ds = ds.repeat()
+    ds = _records(paths, workers, index, training, seed, order, compression, cycle_length, cache)
     crop, pad, trim_db = crop_policies(training, augment, crop, pad, trim_db)
     parse = parse_example if trim_db > 0 else parse_header  # trimming needs the whole recording
     ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
@@ -143,6 +167,20 @@ def build_dataset(
     clips = record_clips(
         ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids
     )
+    if mixing:  # the second stream: its own draws, its soft targets as they are
+        mix_seed = None if seed is None else seed + _MIX_SALT
+        mixed = _records(
+            mix_paths, workers, index, True, mix_seed, order, compression, cycle_length, False
+        )
+        mixed = mixed.map(
+            lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order
+        )
+        mixed = record_clips(
+            mixed, clip_samples, True, crop, pad, trim_db, None, mix_seed, order, with_ids
+        )
+        clips = tf.data.Dataset.sample_from_datasets(
+            [clips, mixed], weights=[1.0 - mix_ratio, mix_ratio], seed=seed
+        )
     if (
         training
     ):  # shuffle clips, not records: the buffer holds clip_samples (int16 from shards) per entry

@@ -4,7 +4,7 @@ ids for the out-of-fold predictions, and the validation Keras scores each epoch.
 from __future__ import annotations
 
 from birdtpu.data import balance
-from birdtpu.data.shards import shard_paths
+from birdtpu.data.shards import read_manifest, shard_paths
 from birdtpu.errors import DataError
 
 
@@ -38,9 +38,51 @@ def _keras_validation(val, n_val: int, global_batch: int, run, log):
     return val.apply(tf.data.experimental.assert_cardinality(batches))
 
 
+def pseudo_paths(cfg, classes: list[str]) -> tuple[list[str], int]:
+    """(shard paths, windows) of the pseudo-label sets `train.pseudo_shards`, all folds; DataError
+    where a set's classes or sample rate (or compression) are not the run's."""
+    paths, windows = [], 0
+    for folder in cfg.train.pseudo_shards:
+        manifest = read_manifest(folder)
+        theirs = list(manifest["classes"])
+        if theirs != list(classes):
+            where = next(
+                (
+                    f"class {i}: {x!r}, not {y!r}"
+                    for i, (x, y) in enumerate(zip(theirs, classes))
+                    if x != y
+                ),
+                "one list ends early",
+            )
+            raise DataError(
+                f"{folder}: pseudo-labels of {len(theirs)} classes are not the run's "
+                f"{len(classes)} ({where}); use a teacher of these classes"
+            )
+        for setting in ("data.sample_rate", "shards.compression"):
+            section, key = setting.split(".")
+            want = getattr(getattr(cfg, section), key)
+            if manifest.get(key) != want:
+                raise DataError(
+                    f"{folder}: pseudo-labels have {key} {manifest.get(key)!r}, the run's "
+                    f"{setting} is {want!r}"
+                )
+        paths += shard_paths(folder, manifest)
+        windows += sum(e["examples"] for e in manifest["shards"])
+    if not paths:
+        raise DataError(
+            f"train.pseudo_shards: no pseudo-labelled windows in {cfg.train.pseudo_shards}"
+        )
+    return paths, windows
+
+
 def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
     """(training batches, validation batches with ids, validation for Keras, training clips);
     `augment`: the AugmentConfig the training pipeline applies.
+
+    With `train.pseudo_ratio` r > 0, training clips are drawn from the pseudo-label sets
+    `train.pseudo_shards` at ratio r (`pseudo_paths`, `build_dataset`'s `mix_paths`); the epoch
+    keeps one pass over the labelled clips, so the training clips per epoch are the labelled
+    ones / (1 - r) (the class balance applies to the labelled ones only).
 
     A multi-worker run gives tf.distribute one pipeline per worker (`distribute_datasets_from_function`):
     each worker reads its own training shard files, in batches of the per-replica size. The ids'
@@ -76,6 +118,16 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             f"fit: class balance of the training split (min {cfg.data.min_per_class}, max "
             f"{cfg.data.max_per_class} per class): {before} clips -> {n_train} per epoch expected"
         )
+    ratio = cfg.train.pseudo_ratio
+    mix = {}
+    if ratio > 0:
+        paths, windows = pseudo_paths(cfg, classes)
+        log(
+            f"fit: mixing {windows} pseudo-labelled windows from "
+            f"{len(cfg.train.pseudo_shards)} set(s) at ratio {ratio}"
+        )
+        mix = dict(mix_paths=paths, mix_ratio=ratio)
+        n_train = int(round(n_train / (1 - ratio)))
     val = build_dataset(
         val_paths,
         batch_size=global_batch,
@@ -92,6 +144,7 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
             copies=copies,
+            **mix,
             **common,
         )
         return train, val, _keras_validation(val, n_val, global_batch, run, log), n_train
@@ -109,6 +162,7 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
             copies=copies,
+            **mix,
             input_context=ctx,
             **common,
         )
