@@ -338,7 +338,9 @@ def test_training_crops_from_shards_are_windows_of_their_recordings(shards):
 
 
 def test_input_workers_draw_their_own_crops():
-    """Two workers reading copies of one recording must not crop it at the same places."""
+    """Two workers reading copies of one recording must not crop it at the same places; a worker
+    rerun with its seed draws the same (deterministic order: under load the parallel decode may
+    otherwise hand the batch its clips in another order)."""
     path = sorted(
         os.path.join(REAL_CLIPS, f) for f in os.listdir(REAL_CLIPS) if f.endswith(".wav")
     )[0]
@@ -358,6 +360,7 @@ def test_input_workers_draw_their_own_crops():
                     num_workers=2,
                     worker_index=w,
                     pad="constant",
+                    deterministic=True,
                 )
             )
         )[0].numpy()
@@ -378,6 +381,7 @@ def test_input_workers_draw_their_own_crops():
                 num_workers=2,
                 worker_index=1,
                 pad="constant",
+                deterministic=True,
             )
         )
     )[0].numpy()
