@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError
 from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
 from birdtpu.data.shards.records import serialize_example, to_pcm16
 from birdtpu.data.shards.tfrecord import RecordWriter
+from birdtpu.data.shards.write import finished_entry, remove_temporaries
 from birdtpu.errors import ConfigError, DataError
 from birdtpu.fs import join
 from birdtpu.infer import postprocess
@@ -42,7 +42,6 @@ from birdtpu.infer.windows import windows
 
 SOURCE = "pseudo"
 FOLD = -1
-_TEMPORARY = re.compile(r"^\.pseudo-\d+\.tfrec\.tmp-[0-9a-f]{8}$")  # names from fs.temp_name
 
 
 def transform(probs, power: float = 1.0, floor: float = 0.0, top_k: int = 0) -> np.ndarray:
@@ -158,19 +157,6 @@ def _plans(paths: list[str], per_shard: int, base: dict) -> list[dict]:
     return plans
 
 
-def _done(out_dir: str, plan: dict) -> dict | None:
-    """The sidecar of a finished shard of this very plan, or None where it must be (re)written."""
-    path = join(out_dir, plan["name"])
-    if not (fs.exists(path) and fs.exists(path + ".json")):
-        return None
-    try:
-        entry = fs.read_json(path + ".json")
-    except ValueError:
-        return None
-    ok = entry.get("fingerprint") == plan["fingerprint"] and entry.get("bytes") == fs.size(path)
-    return entry if ok else None
-
-
 def _write_shard(plan: dict, out_dir: str, runners, infer, cfg, blender, log) -> dict:
     """Predict, transform and write one shard (temporary name, fsynced, then renamed) and its
     sidecar."""
@@ -262,9 +248,8 @@ def write_pseudo(cfg, log=print, round_: int | None = None) -> dict:
     base = {**_settings(cfg), "models": [r["model_sha256"] for r in runs]}
     plans = _plans(paths, cfg.pseudo.files_per_shard, base)
     fs.makedirs(out)
-    for name in (n for n in fs.listdir(out) if _TEMPORARY.match(n)):
-        fs.remove(join(out, name))
-    entries = {p["name"]: _done(out, p) for p in plans}
+    remove_temporaries(out)
+    entries = {p["name"]: finished_entry(out, p["name"], p["fingerprint"]) for p in plans}
     todo = [p for p in plans if entries[p["name"]] is None]
     if len(todo) < len(plans):
         log(f"pseudo: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")

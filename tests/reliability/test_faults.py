@@ -28,7 +28,7 @@ from birdtpu.cli import main
 from birdtpu.config import SynthConfig, load_config
 from birdtpu.data.prepare import ensure_shards
 from birdtpu.data.shards import MANIFEST, read_manifest, shard_paths
-from birdtpu.data.shards.build import _TEMPORARY
+from birdtpu.data.shards.write import _TEMPORARY
 from birdtpu.data.synth import write_dataset
 from birdtpu.errors import DataError
 

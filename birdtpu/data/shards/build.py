@@ -4,7 +4,6 @@ manifest."""
 from __future__ import annotations
 
 import multiprocessing
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from queue import Empty
@@ -16,39 +15,15 @@ from birdtpu import fs
 from birdtpu.data.catalog import skip_summary
 from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
 from birdtpu.data.shards.plan import CROPS, ShardPlan, WriteOptions, catalog_rows, plan_shards
-from birdtpu.data.shards.write import NO_SPACE, write_shard
+from birdtpu.data.shards.write import (
+    NO_SPACE,
+    finished_entry,
+    remove_temporaries,
+    write_shard,
+)
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.progress import Progress
-
-_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from fs.temp_name
-
-
-def _done(out_dir: str, plan: ShardPlan, verify: bool = False) -> dict | None:
-    """The sidecar entry of a finished shard of this very plan, or None where it must be (re)written.
-    The shard's size must match its sidecar, and with `verify` its sha256 too."""
-    path = join(out_dir, plan.name)
-    sidecar = path + ".json"
-    if not (fs.exists(sidecar) and fs.exists(path)):
-        return None
-    try:
-        entry = fs.read_json(sidecar)
-    except ValueError:
-        return None
-    if entry.get("fingerprint") != plan.fingerprint or entry.get("bytes") != fs.size(path):
-        return None
-    if verify and entry.get("sha256") != fs.sha256(path):
-        return None
-    return entry
-
-
-def _remove_temporaries(out_dir: str) -> int:
-    """Delete the temporary files an interrupted build left in `out_dir`; returns how many."""
-    names = [n for n in fs.listdir(out_dir) if _TEMPORARY.match(n)]
-    for name in names:
-        fs.remove(join(out_dir, name))
-    return len(names)
-
 
 # ----------------------------------------------------------------------------- workers
 
@@ -88,7 +63,7 @@ def _write_all(
 
         write_with_beam(plans, out_dir, options, workers, beam_options)
         for plan in plans:
-            entry = _done(out_dir, plan)
+            entry = finished_entry(out_dir, plan.name, plan.fingerprint)
             if entry is None:
                 raise DataError(f"{join(out_dir, plan.name)}: the Beam pipeline did not write it")
             progress.advance(len(plan.rows), entry["seconds"])
@@ -152,7 +127,7 @@ def build_shards(
         shard_cfg.max_seconds if shard_cfg.crop == "first" else None,
     )
     fs.makedirs(out_dir)
-    removed = _remove_temporaries(out_dir)
+    removed = remove_temporaries(out_dir)
     if removed:
         log(f"shard: removed {removed} temporary file(s) of an interrupted build")
     started = time.time()
@@ -162,7 +137,7 @@ def build_shards(
     log(
         f"shard: {len(plans)} shards of {planned / 3600:.2f} h of audio planned in {time.time() - started:.1f} s"
     )
-    entries = {p.name: _done(out_dir, p, verify) for p in plans}
+    entries = {p.name: finished_entry(out_dir, p.name, p.fingerprint, verify) for p in plans}
     todo = [p for p in plans if entries[p.name] is None]
     if len(todo) < len(plans):
         log(f"shard: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")

@@ -1,7 +1,10 @@
 """Writing one shard: its recordings decoded, its records written under a temporary name, fsynced,
-renamed, then its sidecar. No TensorFlow: the local workers and Beam's run this."""
+renamed, then its sidecar; whether a shard is finished; the temporaries a killed write left. No
+TensorFlow: the local workers and Beam's run this."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -12,6 +15,7 @@ from birdtpu.data.shards.records import serialize_example, to_pcm16
 from birdtpu.data.shards.tfrecord import RecordWriter
 from birdtpu.fs import join
 
+_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from fs.temp_name
 NO_SPACE = "free space or choose another shards.dir; finished shards are kept, rerun to resume"
 
 
@@ -111,3 +115,29 @@ def _record(row: dict, pcm: np.ndarray, rate: int, fold: int, start: float) -> b
         box,
         row["positive"],
     )
+
+
+def finished_entry(out_dir: str, name: str, fingerprint: str, verify: bool = False) -> dict | None:
+    """The sidecar entry of finished shard `name` of the plan with `fingerprint`, or None where it
+    must be (re)written. The shard's size must match its sidecar, and with `verify` its sha256 too."""
+    path = join(out_dir, name)
+    sidecar = path + ".json"
+    if not (fs.exists(sidecar) and fs.exists(path)):
+        return None
+    try:
+        entry = fs.read_json(sidecar)
+    except ValueError:
+        return None
+    if entry.get("fingerprint") != fingerprint or entry.get("bytes") != fs.size(path):
+        return None
+    if verify and entry.get("sha256") != fs.sha256(path):
+        return None
+    return entry
+
+
+def remove_temporaries(out_dir: str) -> int:
+    """Delete the temporary files an interrupted write left in `out_dir`; returns how many."""
+    names = [n for n in fs.listdir(out_dir) if _TEMPORARY.match(n)]
+    for name in names:
+        fs.remove(join(out_dir, name))
+    return len(names)
