@@ -20,7 +20,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[tf,jax,kapre,onnx,openvino,dev,kaggle]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[tf,jax,kapre,onnx,openvino,dev,kaggle,birdnet]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "evaluate": "score prediction CSVs against truth with the competition metrics",
     "predict": "predict 5-second windows of soundscapes and write submission.csv",
     "pseudo": "pseudo-label unlabelled soundscapes into shards of soft targets (noisy student)",
+    "embed": "embeddings and logits of a pretrained teacher (BirdNET, Perch) for every window",
     "export": "export a trained model to SavedModel or TFLite for fast CPU inference",
     "stack": "train the per-class stacking ensemble on out-of-fold predictions",
     "plot": "write PNG plots of the data, the pipeline and a run",

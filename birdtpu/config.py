@@ -51,6 +51,9 @@ class DataConfig:
     min_per_class: int = _opt(
         0, lo=0
     )  # training split only: at least this many clips per class per epoch, by copies (0: off)
+    # taxon specialist: only the classes of these taxonomy.csv class_name values (e.g. [Amphibia,
+    # Insecta]); rows of other primary labels dropped, other secondary labels ignored; empty: all
+    taxa: list[str] = _opt([])
 
 
 @dataclass
@@ -166,6 +169,15 @@ class AugmentConfig:
         0.0, lo=0.0, hi=1.0
     )  # per example: paste a time segment of another clip
     cutmix_alpha: float = _opt(2.5, lo=0.0)
+    box_band: bool = (
+        False  # training: a labelled box's crop keeps only its f_min..f_max band (Rainforest)
+    )
+    pseudo_mixup_prob: float = _opt(
+        0.0, lo=0.0, hi=1.0
+    )  # per labelled clip: MixUp with a pseudo-labelled window of train.pseudo_shards
+    pseudo_mixup_lambda: float = _opt(
+        0.5, lo=0.0, hi=1.0
+    )  # the labelled clip's share of that mix (the rest is the window)
     mix_labels: str = _opt(
         "weight", choices=("weight", "max")
     )  # mixed targets: lambda-weighted, or the max of both (BirdCLEF 2024 winners)
@@ -241,8 +253,8 @@ class TrainConfig:
     jit_compile: str = _opt("auto", choices=("auto", "true", "false"))  # auto: on for TPU/GPU
     steps_per_execution: int = _opt(1, lo=1)  # raise on TPU (e.g. 32)
     monitor: str = _opt(
-        "val_auc", choices=("val_auc", "val_pr_auc", "val_loss")
-    )  # best checkpoint, early stopping
+        "val_auc", choices=("val_auc", "val_pr_auc", "val_loss", "val_soundscape_auc")
+    )  # best checkpoint, early stopping (val_soundscape_auc needs soundscape_val)
     early_stopping: int = _opt(0, lo=0)  # patience in epochs without a better monitor value; 0: off
     backup_steps: int = _opt(
         0, lo=0
@@ -256,6 +268,19 @@ class TrainConfig:
     pseudo_ratio: float = _opt(
         0.0, lo=0.0, hi=1.0
     )  # share of training clips drawn from pseudo_shards, below 1; 0: off
+    pseudo_weight: float = _opt(
+        1.0, lo=0.0
+    )  # loss weight of pseudo-labelled windows' soft targets (their share of a paired MixUp)
+    # distillation: prediction CSVs of a teacher (row_id = clip id, one column per class), e.g.
+    # another run's oof_fold<k>.csv; targets become alpha * labels + (1 - alpha) * teacher
+    teacher_predictions: list[str] = _opt([])
+    distill_alpha: float = _opt(0.5, lo=0.0, hi=1.0)  # the labels' share of the blended target
+    distill_temperature: float = _opt(
+        1.0, lo=0.0
+    )  # teacher softened per class: sigmoid(logit(q) / T); must be above 0
+    # labelled soundscapes scored every epoch as val_soundscape_auc (birdtpu.train.soundscape_val):
+    # a train_soundscapes_labels.csv, relative to data.root, audio in train_soundscapes/ beside it
+    soundscape_val: str = ""
 
 
 @dataclass
@@ -308,6 +333,9 @@ class InferConfig:
         4, lo=0
     )  # windows on which an export is checked against its Keras model; 0: no check
     submission: str = ""  # empty: <run dir>/submission.csv
+    # taxon specialists blended into the main model's columns of their classes, after the models'
+    # blend and before smoothing: [{run: runs/frogs, weight: 1.0}] (1 replaces; w: w*spec + (1-w)*main)
+    specialists: list[dict] = _opt([])
 
 
 @dataclass
@@ -335,10 +363,30 @@ class PseudoConfig:
     top_k: int = _opt(0, lo=0)  # keep only each window's top_k targets; 0: all
     files_per_shard: int = _opt(32, lo=1)  # soundscapes per shard (a shard is the unit of resuming)
     output_dir: str = ""  # empty: <run dir>/pseudo
+    ratio: float = _opt(0.3, lo=0.0, hi=1.0)  # fit --rounds: pseudo-labelled share of a student
 
     def __post_init__(self):
         if self.power <= 0:
             raise ConfigError(f"pseudo.power: must be above 0, got {self.power!r}")
+
+
+@dataclass
+class EmbedConfig:
+    # `birdtpu embed` and the embedding_head model: birdnet | perch:PATH | a model path (docs/teachers.md)
+    teacher: str = "birdnet"
+    source: str = _opt(
+        "catalog", choices=("catalog", "soundscapes")
+    )  # catalog: every recording of the run's catalog; soundscapes: data.soundscape_dir
+    output_dir: str = ""  # empty: <output_dir>/embeddings/<teacher>-<source>
+    window_seconds: float = _opt(
+        0.0, lo=0.0
+    )  # 0: the teacher's window; longer: the mean embedding (max logit) of teacher windows across it
+    hop_seconds: float = _opt(0.0, lo=0.0)  # step between windows; 0: window_seconds
+    max_seconds: float = _opt(0.0, lo=0.0)  # of each recording; 0: the whole recording
+    files_per_shard: int = _opt(64, lo=1)  # recordings per shard (the unit of resuming)
+    batch_size: int = _opt(16, lo=1)  # teacher windows per call (BirdNET: about 40 MB each)
+    logits: bool = True  # keep the teacher's logits in the shards (distillation targets)
+    threads: int = _opt(0, lo=0)  # TFLite threads; 0: every core
 
 
 @dataclass
@@ -356,6 +404,7 @@ class Config:
     infer: InferConfig = field(default_factory=InferConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
 
     @property
     def run_dir(self) -> str:
@@ -500,6 +549,10 @@ def _validate(cfg: Config) -> None:
     train = cfg.train
     if train.pseudo_ratio >= 1:
         raise ConfigError(f"train.pseudo_ratio: must be below 1, got {train.pseudo_ratio}")
+    if train.distill_temperature <= 0:
+        raise ConfigError(
+            f"train.distill_temperature: must be above 0, got {train.distill_temperature}"
+        )
     if train.pseudo_ratio > 0 and not train.pseudo_shards:
         raise ConfigError(
             "train.pseudo_shards: set the pseudo-label folders for train.pseudo_ratio"
@@ -525,6 +578,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(
                 f"augment.{name}_alpha: must be above 0 when augment.{name}_prob is set"
             )
+    if inf.specialists:
+        from birdtpu.infer.specialists import check_entries
+
+        check_entries(inf.specialists)
     if aug.background_prob > 0 and not aug.background:
         raise ConfigError(
             "augment.background: set a folder or glob of no-call audio for augment.background_prob"

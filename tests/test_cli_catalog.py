@@ -69,8 +69,6 @@ def test_pretraining_merge_summary_and_files(tmp_path, capsys):
             "2",
             "--cv-min",
             "2",
-            "--min-per-class",
-            "2",
             "--seed",
             "3",
             "--out",
@@ -98,9 +96,9 @@ def test_pretraining_merge_summary_and_files(tmp_path, capsys):
     assert lines[5].split() == ["total", "12", "7", "5", "5"]
     assert dropped_counts(text) == {"duplicate": 2, "in fine-tuning set": 1, "corrupt list": 2}
     assert "folds (stratified, by recording, seed 3): train-only: " in text
-    assert "upsampled: +3 copies" in text and f"wrote 10 rows, 5 classes: {out}" in text
+    assert f"wrote 7 rows, 5 classes: {out}" in text
     table = catalog.read_table(out)
-    assert len(table) == 10 and set(table["fold"]) <= {-1, 0, 1}
+    assert len(table) == 7 and set(table["fold"]) <= {-1, 0, 1}
     assert (table.groupby("filepath")["fold"].nunique() == 1).all()
     assert table.loc[~table["cv"], "fold"].eq(-1).all()
     assert open(str(tmp_path / "pretrain.classes.txt")).read().split() == sorted(
@@ -184,10 +182,9 @@ def test_escaping_path_exits_2(tmp_path, capsys):
                 *source("birdclef2024", "birdclef2024"),
                 "--min-per-class",
                 "9",
-                "--max-per-class",
-                "3",
             ],
-            "--min-per-class 9 is above --max-per-class 3",
+            "--min-per-class: copies in the table would land in validation folds; set "
+            "data.min_per_class: 9 in the recipe",
         ),
         (
             [*source("birdclef2024", "birdclef2024"), "--dedupe", "xc_id,colour"],

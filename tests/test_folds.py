@@ -117,12 +117,6 @@ def test_one_recording_never_lands_in_two_folds():
     assert len(set(folds[shared.to_numpy()])) == 1
 
 
-def test_upsampled_copies_stay_with_their_recording():
-    df = sampling.upsample(table(["a"] * 30 + ["b"] * 3 + ["c"] * 12), 10, seed=0)
-    folds = stratified_folds(df, 5, seed=0)
-    check(df, folds, 5, "label")
-
-
 def test_group_by_author_and_missing_authors_by_recording():
     rng = np.random.default_rng(2)
     df = table(rng.choice(list("abc"), 120).tolist())

@@ -368,6 +368,27 @@ def test_keras_metric_zero_weight_rows_are_ignored(make, reference):
 
 
 @pytest.mark.backends
+@pytest.mark.parametrize(
+    "make, per_class",
+    [
+        (lambda c: S.MacroROCAUC(c, capacity=256), M.per_class_roc_auc),
+        (lambda c: S.MacroPRAUC(c, capacity=256), M.per_class_average_precision),
+    ],
+)
+def test_keras_metric_masked_labels_are_left_out_of_their_class_only(make, per_class):
+    """A (rows, classes) weight of 0 removes one label (a Rainforest fp row's unknown classes)
+    from its class's ranking: each class is scored on the rows where it is known."""
+    y, s = float32_case(4)
+    mask = (np.random.default_rng(5).random(y.shape) > 0.3).astype(np.float32)
+    metric = make(y.shape[1])
+    for i in range(0, len(y), 32):
+        metric.update_state(y[i : i + 32], s[i : i + 32], sample_weight=mask[i : i + 32])
+    known = [mask[:, c] > 0 for c in range(y.shape[1])]
+    ref = [per_class(y[k, c : c + 1], s[k, c : c + 1])[0] for c, k in enumerate(known)]
+    assert float(metric.result()) == pytest.approx(np.nanmean(ref), abs=KERAS_TOL)
+
+
+@pytest.mark.backends
 def test_score_buffer_overflow_is_nan_not_silent():
     y, s = float32_case(3, n=40)
     metric = S.MacroROCAUC(y.shape[1], capacity=32)

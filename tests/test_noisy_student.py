@@ -41,7 +41,9 @@ def test_teacher_pseudo_student_round(tmp_path):
         ),
     )
     assert student.returncode == 0, student.stderr[-3000:]
-    assert "fit: mixing 18 pseudo-labelled windows from 1 set(s) at ratio 0.3" in student.stderr
+    assert (
+        "fit: 18 pseudo-labelled windows from 1 set(s): sampled in at ratio 0.3" in student.stderr
+    )
     assert os.path.exists(tmp_path / "runs" / "student" / "model.keras")
     predict = run_cli("predict", *_sets(*base, "name=student"))
     assert predict.returncode == 0, predict.stderr[-3000:]

@@ -132,7 +132,10 @@ def test_run_datasets_mixes_the_sets_and_lengthens_the_epoch(sets):
     run = types.SimpleNamespace(workers=1, backend="tensorflow", replicas=1)
     lines = []
     train, _, _, n_train = run_datasets(cfg, sets[1], 4, run, lines.append, QUIET)
-    assert "fit: mixing 80 pseudo-labelled windows from 1 set(s) at ratio 0.25" in lines
+    assert (
+        "fit: 80 pseudo-labelled windows from 1 set(s): sampled in at ratio 0.25, MixUp'd into "
+        "labelled clips with probability 0.0" in lines
+    )
     assert n_train == 8  # 6 labelled training clips (fold 1) / (1 - 0.25)
     assert next(iter(train))[1].shape == (4, 3)
 

@@ -277,21 +277,20 @@ def test_history_writes_csv_and_png_and_keeps_earlier_epochs_on_resume(tmp_path)
 # ------------------------------------------------------------------ out-of-fold tables and folds
 
 
-def test_oof_tables_binarise_truth_and_drop_repeated_ids():
+def test_oof_tables_binarise_truth_and_combine_the_rows_of_a_recording():
     said = []
     pred, true = oof_tables(
-        np.array([[1, 0.5], [0, 1], [0, 1]]),
-        np.array([[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]]),
-        ["a", "b", "b"],
+        np.array([[1, 0.5], [0, 0], [0, 1], [0, 0]]),  # b: a tp box of y, an fp box (all zero)
+        np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.3], [0.7, 0.1]]),
+        ["a", "b", "b", "c"],
         ["x", "y"],
         said.append,
     )
     assert list(pred.columns) == list(true.columns) == ["row_id", "x", "y"]
-    assert pred.row_id.tolist() == ["a", "b"] and true[["x", "y"]].to_numpy().tolist() == [
-        [1, 1],
-        [0, 1],
-    ]
-    assert "1 validation row(s) repeat an id" in said[0]
+    assert pred.row_id.tolist() == true.row_id.tolist() == ["a", "b", "c"]
+    assert pred[["x", "y"]].to_numpy().tolist() == [[0.9, 0.1], [0.6, 0.8], [0.7, 0.1]]
+    assert true[["x", "y"]].to_numpy().tolist() == [[1, 1], [0, 1], [0, 0]]
+    assert "4 validation rows are 3 recordings" in said[0]
 
 
 def test_parse_folds_and_fold_config():
@@ -358,3 +357,17 @@ def test_cli_folds_all_writes_pooled_oof_and_truth_for_the_stacker(tmp_path, tin
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert again.returncode == 0 and "fold1 is already trained" in again.stderr
+
+
+def test_steps_per_execution_is_capped_at_the_epoch():
+    """A TPU recipe's steps_per_execution (32) on a 2-step epoch would run 32 steps an epoch and
+    overshoot the schedule: it is capped at the epoch's steps, with a log line."""
+    from birdtpu.train.fit import compile_model
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    said = []
+    compile_model(
+        model, load_config(None, ["train.steps_per_execution=32"]), 2, 4, False, 2, said.append
+    )
+    assert model.steps_per_execution == 2
+    assert "fit: train.steps_per_execution 32 is more than the 2 steps of an epoch: 2 used" in said

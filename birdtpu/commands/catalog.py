@@ -3,8 +3,9 @@
 Steps, in order: read every --source (skipping bad rows: see birdtpu.data.catalog); merge;
 de-duplicate; drop recordings of the --exclude-finetune sets; drop --corrupt-list entries; with
 --check-audio decode every file and drop unusable ones; downsample (--max-per-class); mark rare
-classes train-only (--cv-min); assign folds; upsample (--min-per-class: copies keep their
-recording's fold). Every dropped row is counted in the summary and listed, with its reason, in
+classes train-only (--cv-min); assign folds. Upsampling is not a catalog step: copies in the
+table would be validated, so `fit` upsamples the training split only (`data.min_per_class`).
+Every dropped row is counted in the summary and listed, with its reason, in
 `<out>.dropped.csv`; bad metadata rows and unusable recordings are also logged by name.
 Without --check-audio, recordings that do not exist are counted and named in a warning; a run
 that drops every row is an error naming the first rows and why.
@@ -99,7 +100,8 @@ def add_arguments(parser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="upsample classes to at least N rows by copies (seeded; default off)",
+        help="not a catalog step: set data.min_per_class in the recipe (fit upsamples the "
+        "training split only); an error if given",
     )
     parser.add_argument(
         "--cv-min",
@@ -155,9 +157,11 @@ def _check_args(args) -> None:
             raise DataError(f"--{name.replace('_', '-')} must not be negative")
     if args.folds == 1:
         raise DataError("--folds 1 cannot validate anything: use 0 (no folds) or at least 2")
-    if args.max_per_class and args.min_per_class > args.max_per_class:
+    if args.min_per_class:
         raise DataError(
-            f"--min-per-class {args.min_per_class} is above --max-per-class {args.max_per_class}"
+            "--min-per-class: copies in the table would land in validation folds; set "
+            f"data.min_per_class: {args.min_per_class} in the recipe instead (fit upsamples the "
+            "training split only, after the split)"
         )
 
 
@@ -189,13 +193,13 @@ def build(args, say=log):
         notes.append(
             catalog.skip_summary("catalog", skipped["reason"], int(read.sum()), "metadata rows")
         )
-    df, drops, notes, originals = _balance_and_fold(df, args, drops, notes)
+    df, drops, notes = _balance_and_fold(df, args, drops, notes)
     dropped = pd.concat([catalog.no_drops(), *drops], ignore_index=True)
     return (
         df,
         dropped,
         classes or catalog.label_map(df),
-        _summary(read, df.iloc[:originals], dropped, args) + notes,
+        _summary(read, df, dropped, args) + notes,
     )
 
 
@@ -255,7 +259,7 @@ def _clean(df, args, say):
 
 
 def _balance_and_fold(df, args, drops, notes):
-    """Downsample, mark rare classes train-only, fold, then upsample; returns the rows before copies too."""
+    """Downsample, mark rare classes train-only, fold."""
     import numpy as np
 
     from birdtpu.data import catalog, folds, sampling
@@ -276,18 +280,11 @@ def _balance_and_fold(df, args, drops, notes):
                 df, args.folds, args.seed, args.fold_method, GROUP_BY[args.group_by]
             )
         )
-    originals = len(df)
-    if args.min_per_class:
-        df = sampling.upsample(df, args.min_per_class, args.seed)
-        notes.append(
-            f"upsampled: +{len(df) - originals} copies (at least {args.min_per_class} per class; "
-            "copies keep their recording's fold)"
-        )
-    return df, drops, notes, originals
+    return df, drops, notes
 
 
 def _summary(read, df, dropped, args) -> list[str]:
-    """Lines: rows per source (`df` before upsampling), what was dropped and why, classes, folds."""
+    """Lines: rows per source, what was dropped and why, classes, folds."""
     other = int(df["other_labels"].map(len).sum())
     classes = [
         f"classes: {df['label'].nunique()} primary labels, "

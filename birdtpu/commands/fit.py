@@ -14,6 +14,13 @@ def add_arguments(parser) -> None:
         metavar="all|K,K,...",
         help="train these folds, each in <run>/fold<k>/, then write the pooled oof.csv and truth.csv",
     )
+    which.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="noisy student: round 0 (the teacher), then N pseudo-label + student rounds, each in "
+        "<run>/round-<k>/; rounds.csv and the last round's model in the run folder",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -25,6 +32,13 @@ def run(args) -> int:
     if args.fold is not None:
         args.overrides.append(f"data.fold={args.fold}")
     cfg = config_from_args(args)
+    if args.rounds is not None:
+        from birdtpu.train.rounds import fit_rounds, format_table
+
+        table = fit_rounds(cfg, args.rounds, log, args.overwrite)
+        print(f"{cfg.run_dir}: rounds.csv, round-<k>/, model.keras of round {args.rounds}")
+        print(format_table(table))
+        return 0
     if args.folds is not None:
         from birdtpu.train.cv import fit_folds, parse_folds
 
@@ -34,7 +48,10 @@ def run(args) -> int:
             f"pooled out-of-fold macro ROC-AUC {scores['macro_roc_auc']:.4f}"
         )
         return 0
-    from birdtpu.train.fit import fit
+    if cfg.model.name == "embedding_head":  # a head on a teacher's embeddings (docs/teachers.md)
+        from birdtpu.teachers.head import fit_head as fit
+    else:
+        from birdtpu.train.fit import fit
 
     scores = fit(cfg, log, args.overwrite)
     print(

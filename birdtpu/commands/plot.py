@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="mark an upsample threshold (--min-per-class)",
+        help="mark an upsample threshold (data.min_per_class)",
     )
     p.add_argument(
         "--max",

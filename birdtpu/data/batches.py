@@ -42,8 +42,10 @@ def augmented_batches(
     seed,
     deterministic: bool,
     drop_remainder: bool,
+    masked: bool = False,
 ):
-    """Batch, then (training) the waveform augmentations, background, MixUp and CutMix per batch."""
+    """Batch, then (training) the waveform augmentations, background, MixUp and CutMix per batch.
+    `masked`: the clips' last element is their target mask, mixed as the targets are."""
     ds = clips.batch(
         batch_size,
         drop_remainder=drop_remainder,
@@ -63,16 +65,17 @@ def augmented_batches(
 
     def apply(batch, s, bg=None):
         wave, target = to_float(batch[0]), batch[1]
+        middle, mask = (batch[2:-1], batch[-1:]) if masked else (batch[2:], ())
         seeds = split_seed(s, 4)
         if bg_mix:
             wave = bg_mix.augment((wave, bg), seeds[0])
         if wave_aug:
             wave = wave_aug.augment(wave, seeds[1])
         if mixup:
-            wave, target = mixup.augment((wave, target), seeds[2])
+            wave, target, *mask = mixup.augment((wave, target, *mask), seeds[2])
         if cutmix:
-            wave, target = cutmix.augment((wave, target), seeds[3])
-        return (wave, target, *batch[2:])
+            wave, target, *mask = cutmix.augment((wave, target, *mask), seeds[3])
+        return (wave, target, *middle, *mask)
 
     return tf.data.Dataset.zip(parts).map(
         apply, num_parallel_calls=AUTOTUNE, deterministic=deterministic

@@ -90,6 +90,47 @@ def reweight_secondary(target, label, weight: float):
     )
 
 
+def band_limit(wave, f_min, f_max, sample_rate):
+    """`wave` (float32, static length) with every frequency outside [f_min, f_max] Hz removed:
+    the rFFT bins outside the band zeroed, so the mel image of a Rainforest box crop shows only
+    the labelled call's band."""
+    n = wave.shape[-1]
+    spectrum = tf.signal.rfft(wave)
+    hz = tf.range(n // 2 + 1, dtype=tf.float32) * tf.cast(sample_rate, tf.float32) / n
+    keep = tf.cast((hz >= f_min) & (hz <= f_max), tf.complex64)
+    return tf.signal.irfft(spectrum * keep, [n])
+
+
+def teacher_blend(ids: list[str], soft: np.ndarray, alpha: float):
+    """(id, target) -> alpha * target + (1 - alpha) * the teacher's soft targets of `id` (a row of
+    `soft`, looked up by `ids`); an id without a row, or a class the teacher left NaN, keeps its
+    target."""
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(len(ids), dtype=tf.int64)),
+        default_value=-1,
+    )
+    soft = tf.constant(np.asarray(soft, np.float32))
+
+    def blend(clip_id, target):
+        row = table.lookup(clip_id)
+        teacher = tf.gather(soft, tf.maximum(row, 0))
+        known = (row >= 0) & ~tf.math.is_nan(teacher)
+        return tf.where(known, alpha * target + (1.0 - alpha) * teacher, target)
+
+    return blend
+
+
+def target_mask(ex, target):
+    """(classes,) weight of each class's target in a record: 1 (known) for every class, but a
+    negative record (`positive` 0, a Rainforest false-positive box) knows only its own `label`'s
+    absence, so the other classes weigh 0 (unknown)."""
+    ones = tf.ones_like(target)
+    if "positive" not in ex:
+        return ones
+    own = tf.one_hot(ex["label"], tf.shape(target)[-1], dtype=target.dtype)
+    return tf.where(ex["positive"] > 0, ones, own)
+
+
 # ------------------------------------------------------------------ seeds
 
 
@@ -146,13 +187,21 @@ def record_clips(
     seed,
     deterministic: bool,
     with_ids: bool,
+    weight: float | None = None,
+    teacher=None,
+    band: bool = False,
 ):
-    """Dataset of record dicts -> (wave, target[, id]) of static length, one seed per record.
+    """Dataset of record dicts -> (wave, target[, id][, mask]) of static length, one seed per record.
 
     Records from `parse_header` (shards) give int16 waves read straight from the window's bytes
     (`augmented_batches` converts whole batches to float); decoded records (`audio`) give float32.
+    With a `weight`, each clip carries its target mask (`target_mask`) times `weight`. `teacher`
+    (ids, soft targets, alpha) blends alpha * target + (1 - alpha) * the soft targets of the
+    record's id (`teacher_blend`). `band`: a clip with a labelled box keeps only the box's
+    frequency band (`band_limit`); every clip is then float32.
     """
     seed_of = _numbered_seed(seed, 1)
+    blend = teacher_blend(*teacher) if teacher is not None else None
 
     def prepare(i, ex):
         seeds = split_seed(seed_of(i), 2)
@@ -172,10 +221,19 @@ def record_clips(
             )
             start = tf.where((ex["has_box"] > 0) & (t_max > t_min), boxed, start)
         wave = pad_to(window(start), clip_samples, pad, seeds[1])
+        if band:
+            wave, (f_min, f_max) = to_float(wave), (ex["box"][2], ex["box"][3])
+            limited = band_limit(wave, f_min, f_max, ex["sample_rate"])
+            wave = tf.where((ex["has_box"] > 0) & (f_max > f_min), limited, wave)
         target = ex["target"]
         if secondary_weight is not None:
             target = reweight_secondary(target, ex["label"], secondary_weight)
-        return (wave, target, ex["id"]) if with_ids else (wave, target)
+        if blend is not None:
+            target = blend(ex["id"], target)
+        out = (wave, target, ex["id"]) if with_ids else (wave, target)
+        if weight is None:
+            return out
+        return (*out, target_mask(ex, target) * weight)
 
     return examples.enumerate().map(
         prepare, num_parallel_calls=AUTOTUNE, deterministic=deterministic

@@ -1,6 +1,7 @@
 """The tf.data input builders, `build_dataset` (shards) and `build_file_dataset` (audio files):
-records -> trim -> crop/pad -> (a second shard set's clips sampled in, e.g. pseudo-labels) ->
-batch -> waveform augmentations, background mixing, MixUp/CutMix -> prefetch.
+records -> trim -> crop/pad -> (target masks) -> (a second shard set, e.g. pseudo-labels: its
+windows MixUp'd into the clips and/or sampled in) -> batch -> waveform augmentations, background
+mixing, MixUp/CutMix -> prefetch.
 
 Records come from TFRecord shards of PCM (`build_dataset`, the fast path) or from audio files
 decoded on the host as they are read (`build_file_dataset`, for quick work without shards).
@@ -29,10 +30,11 @@ import tensorflow as tf
 from birdtpu import fs
 from birdtpu.data.balance import balance
 from birdtpu.data.batches import augmented_batches, background_batches
-from birdtpu.data.crops import AUTOTUNE, crop_policies, record_clips
+from birdtpu.data.crops import AUTOTUNE, crop_policies, record_clips, seed_stream
 from birdtpu.data.shards import parse_example, parse_header
 from birdtpu.data.sources import decode_files
 from birdtpu.errors import DataError
+from birdtpu.layers.mix_ops import mix_targets
 
 
 def _worker_split(input_context, num_workers: int, worker_index: int) -> tuple[int, int]:
@@ -49,7 +51,8 @@ def _worker_seed(seed, index: int):
     return None if seed is None else seed + 1000003 * index
 
 
-_MIX_SALT = 7919  # the mixed-in stream's seed: the worker's seed plus this
+_MIX_SALT = 7919  # the sampled-in stream's seed: the worker's seed plus this
+_PAIR_SALT = 104729  # the paired stream's (labelled clip + pseudo window MixUp)
 
 
 def _records(paths, workers, index, training, seed, order, compression, cycle_length, cache):
@@ -84,6 +87,43 @@ def _records(paths, workers, index, training, seed, order, compression, cycle_le
     if training:
         ds = ds.repeat()
     return ds
+
+
+def _second_stream(
+    paths, workers, index, seed, salt, order, parse, clip_args, with_ids, weight, band
+):
+    """The clips of a second shard set (pseudo-labels) for training: files shuffled and repeated,
+    split among workers, cropped as the training records, its targets as written; own seed."""
+    seed = None if seed is None else seed + salt
+    compression, cycle_length, num_classes, clip_samples, crop, pad, trim_db = clip_args
+    ds = _records(paths, workers, index, True, seed, order, compression, cycle_length, False)
+    ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
+    return record_clips(
+        ds, clip_samples, True, crop, pad, trim_db, None, seed, order, with_ids, weight, None, band
+    )
+
+
+def _paired(clips, partners, prob: float, lam: float, labels: str, seed, order: bool, masked: bool):
+    """Each clip MixUp'd with the next clip of `partners` (a pseudo-labelled window) with
+    probability `prob`: lam * clip + (1 - lam) * partner, targets by `labels` (mix_targets) and
+    target masks by their shares; int16 waves stay int16 (rounded)."""
+
+    def mix(a, b, s):
+        on = tf.random.stateless_uniform([], s) < prob
+        share = tf.where(on, tf.constant(lam, tf.float32), 1.0)
+        wave = share * tf.cast(a[0], tf.float32) + (1.0 - share) * tf.cast(b[0], tf.float32)
+        if a[0].dtype == tf.int16:
+            wave = tf.cast(tf.round(wave), tf.int16)
+        target = mix_targets(a[1][None], b[1][None], share[None], on[None], labels)[0]
+        if not masked:
+            return (wave, target, *a[2:])
+        mask = share * a[-1] + (1.0 - share) * b[-1]
+        return (wave, target, *a[2:-1], mask)
+
+    seeds = seed_stream(seed, _PAIR_SALT)
+    return tf.data.Dataset.zip((clips, partners, seeds)).map(
+        mix, num_parallel_calls=AUTOTUNE, deterministic=order
+    )
 
 
 def _finish(ds, sharded: bool, deterministic: bool):
@@ -125,6 +165,11 @@ def build_dataset(
     copies=None,
     mix_paths: list[str] | None = None,
     mix_ratio: float = 0.0,
+    pair_prob: float = 0.0,
+    pair_lambda: float = 0.5,
+    masks: bool = False,
+    mix_weight: float = 1.0,
+    teacher=None,
     log=print,
 ):
     """Batches of (waveform [batch, clip_samples], target [batch, classes]) from shard `paths`.
@@ -146,40 +191,72 @@ def build_dataset(
     stream of clips, read, cropped and padded as the training records (files shuffled, repeated,
     split among workers; not cached, not balanced, targets as written: no `secondary_weight`),
     sampled into the clips before the shuffle, so about r of each batch comes from it and MixUp
-    mixes the two. r = 0: the dataset without it, the same bytes.
+    mixes the two. r = 0: the dataset without it, the same bytes. `pair_prob` p > 0: each
+    labelled clip is MixUp'd, with probability p, with a window of `mix_paths` (its own stream):
+    `pair_lambda` of the clip plus the rest of the window, targets as `augment.mix_labels` says.
+
+    `masks`: each clip carries its target mask (`crops.target_mask`: a Rainforest false-positive
+    box knows only its own species) as a third element (fourth after ids), mixed with the clips,
+    for the losses and metrics as a (batch, classes) sample weight; the clips of `mix_paths`
+    weigh `mix_weight` (the loss weight of soft targets).
+
+    `teacher` (training; ids, soft targets (ids, classes), alpha): distillation, each labelled
+    clip's target blended with its recording's teacher row (`crops.teacher_blend`).
+    `augment.box_band` (training): a box crop keeps only the box's f_min..f_max band.
     """
     if not paths:
         raise DataError("no shard files to read")
     if not 0 <= mix_ratio < 1:
         raise ValueError(f"mix_ratio {mix_ratio} is not in [0, 1)")
-    mixing = mix_ratio > 0
-    if mixing and not (training and mix_paths):
-        raise ValueError("mix_ratio > 0 needs mix_paths and training=True")
+    if not 0 <= pair_prob <= 1:
+        raise ValueError(f"pair_prob {pair_prob} is not in [0, 1]")
+    if mix_weight != 1 and not masks:
+        raise ValueError("mix_weight other than 1 needs masks=True")
+    mixing, pairing = mix_ratio > 0, pair_prob > 0
+    if (mixing or pairing) and not (training and mix_paths):
+        raise ValueError("mix_ratio or pair_prob > 0 needs mix_paths and training=True")
     workers, index = _worker_split(input_context, num_workers, worker_index)
     seed = _worker_seed(seed, index)
     order = deterministic or not training
     ds = _records(paths, workers, index, training, seed, order, compression, cycle_length, cache)
     crop, pad, trim_db = crop_policies(training, augment, crop, pad, trim_db)
     parse = parse_example if trim_db > 0 else parse_header  # trimming needs the whole recording
+    band = training and augment is not None and augment.box_band
     ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
     if training and copies is not None:
         ds = balance(ds, copies, seed, order)
     clips = record_clips(
-        ds, clip_samples, training, crop, pad, trim_db, secondary_weight, seed, order, with_ids
+        ds,
+        clip_samples,
+        training,
+        crop,
+        pad,
+        trim_db,
+        secondary_weight,
+        seed,
+        order,
+        with_ids,
+        1.0 if masks else None,
+        teacher if training else None,
+        band,
     )
+    clip_args = (compression, cycle_length, num_classes, clip_samples, crop, pad, trim_db)
+    second = dict(
+        order=order,
+        parse=parse,
+        clip_args=clip_args,
+        with_ids=with_ids,
+        weight=mix_weight if masks else None,
+        band=band,  # float32 waves in both streams
+    )
+    if pairing:  # each labelled clip with its own pseudo-labelled window
+        partners = _second_stream(mix_paths, workers, index, seed, _PAIR_SALT, **second)
+        labels = augment.mix_labels if augment is not None else "weight"
+        clips = _paired(clips, partners, pair_prob, pair_lambda, labels, seed, order, masks)
     if mixing:  # the second stream: its own draws, its soft targets as they are
-        mix_seed = None if seed is None else seed + _MIX_SALT
-        mixed = _records(
-            mix_paths, workers, index, True, mix_seed, order, compression, cycle_length, False
-        )
-        mixed = mixed.map(
-            lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order
-        )
-        mixed = record_clips(
-            mixed, clip_samples, True, crop, pad, trim_db, None, mix_seed, order, with_ids
-        )
+        sampled = _second_stream(mix_paths, workers, index, seed, _MIX_SALT, **second)
         clips = tf.data.Dataset.sample_from_datasets(
-            [clips, mixed], weights=[1.0 - mix_ratio, mix_ratio], seed=seed
+            [clips, sampled], weights=[1.0 - mix_ratio, mix_ratio], seed=seed
         )
     if (
         training
@@ -192,7 +269,7 @@ def build_dataset(
     )
     drop = training if drop_remainder is None else drop_remainder
     return _finish(
-        augmented_batches(clips, batch_size, training, augment, bg, seed, order, drop),
+        augmented_batches(clips, batch_size, training, augment, bg, seed, order, drop, masks),
         workers > 1,
         order,
     )

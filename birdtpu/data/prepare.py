@@ -46,7 +46,8 @@ def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
     label map: every recording once. A table that has a `fold` column keeps its folds. Class
     balance (`data.min_per_class`, `data.max_per_class`) is the training pipeline's, after the
     split (`birdtpu.data.balance`). Bad metadata rows (duplicates, paths outside the root,
-    malformed labels) are logged, counted and skipped."""
+    malformed labels) are logged, counted and skipped. `data.taxa` keeps the classes of those
+    taxa (`birdtpu.data.catalog.taxa`), before the folds."""
     d = cfg.data
     bad: list = []
     if d.table:
@@ -64,6 +65,10 @@ def load_catalog(cfg, log=print) -> tuple[pd.DataFrame, list[str]]:
                 "catalog", skipped["reason"], len(df) + len(skipped), "metadata rows"
             )
         )
+    if d.taxa:
+        from birdtpu.data.catalog.taxa import taxa_catalog
+
+        df = taxa_catalog(df, d.root, d.taxa, log)
     if d.cv_min:
         df = sampling.filter_rare(df, d.cv_min)
     if "fold" not in df.columns:

@@ -1,7 +1,7 @@
-"""Class balance of a catalog: rare classes out of validation, upsampling, downsampling; all seeded.
+"""Class balance of a catalog: rare classes out of validation, downsampling; seeded.
 
-Counts are per primary label (`column`). Upsampled copies share their recording's `filepath`, so
-folds grouped by recording (the default of `make_folds`) keep a copy and its original together.
+Counts are per primary label (`column`). Upsampling is not done to a catalog: copies would be
+validated; `fit` upsamples the training split only (`data.min_per_class`, birdtpu.data.balance).
 """
 
 from __future__ import annotations
@@ -29,21 +29,6 @@ def filter_rare(df: pd.DataFrame, min_count: int = 5, column: str = "label") -> 
     if "cv" in df.columns:
         cv = cv & df["cv"].to_numpy(bool)
     return df.assign(cv=cv)
-
-
-def upsample(df: pd.DataFrame, min_count: int, seed: int, column: str = "label") -> pd.DataFrame:
-    """`df` plus copies (drawn with replacement, seeded) so every class has at least `min_count` rows.
-
-    The original rows come first, in order; copies follow, class by class in sorted order.
-    """
-    counts = _counts(df, column)
-    need = (min_count - counts)[counts < min_count].sort_index()
-    if need.empty:
-        return df.reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    rows = df.groupby(column, sort=False).indices
-    extra = [rng.choice(rows[label], size=int(n), replace=True) for label, n in need.items()]
-    return df.iloc[np.concatenate([np.arange(len(df)), *extra])].reset_index(drop=True)
 
 
 def downsample(df: pd.DataFrame, max_count: int, seed: int, column: str = "label") -> pd.DataFrame:

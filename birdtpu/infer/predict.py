@@ -5,7 +5,8 @@ cut into `infer.window_seconds` windows (`windows.py`: ids `<stem>_<end second>`
 zero-padded, context from the neighbours for a model with a longer clip), score each window
 and its `infer.tta_shifts` copies (averaged; all windows of a recording go to a model as one
 array, 12 for a minute of 5-s windows), then: blend the models (mean, or the stacker of
-`infer.stacker`), smooth over neighbouring windows (`infer.smooth`), run the steps of
+`infer.stacker`), write the taxon specialists of `infer.specialists` into their classes'
+columns (`specialists.py`), smooth over neighbouring windows (`infer.smooth`), run the steps of
 `infer.postprocess` (postprocess.STEPS, e.g. file-level confidence), and optionally keep one row
 per recording (`infer.aggregate`). The submission follows the sample submission's columns and
 is validated before it is written.
@@ -29,7 +30,7 @@ from birdtpu import fs, rowid
 from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError
 from birdtpu.errors import DataError
 from birdtpu.fs import join
-from birdtpu.infer import postprocess
+from birdtpu.infer import postprocess, specialists
 from birdtpu.infer.parity import check_export
 from birdtpu.infer.recordings import decoded, list_recordings
 from birdtpu.infer.runners import open_model
@@ -71,8 +72,25 @@ def _classes(runners) -> list[str]:
     return classes
 
 
-def predict_recordings(runners, paths: list[str], infer, log=print, blender=None) -> dict:
-    """Score `paths` with `runners` (see the module docstring) into a submission-shaped table.
+def _on_grid(runner, waves: dict, n: int, infer) -> np.ndarray:
+    """The runner's scores of a recording's `n` windows (`waves`: rate -> samples); a window
+    that resampling dropped at the end repeats the last one."""
+    p, _ = score_recording(
+        runner,
+        waves[runner.meta["sample_rate"]],
+        infer.window_seconds,
+        infer.hop_seconds,
+        infer.tta_shifts,
+    )
+    p = p[:n]
+    return np.concatenate([p, np.repeat(p[-1:], n - len(p), axis=0)])
+
+
+def predict_recordings(
+    runners, paths: list[str], infer, log=print, blender=None, experts=()
+) -> dict:
+    """Score `paths` with `runners` (see the module docstring) into a submission-shaped table;
+    `experts` (`specialists.Specialist`) are scattered into the blend before smoothing.
 
     Returns {table (row_id + classes), expected (the ids the predicted recordings must have, from
     their lengths), skipped [{file, reason}], partial [{file, reason}] (truncated, predicted over
@@ -83,10 +101,11 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
     """
     classes = _classes(runners)
     order = [[r.classes.index(c) for c in classes] for r in runners]
-    rates = sorted({r.meta["sample_rate"] for r in runners})
+    every = [*runners, *(e.runner for e in experts)]
+    rates = sorted({r.meta["sample_rate"] for r in every})
     ids, expected, parts, skipped, partial, checks = [], [], [], [], [], {}
     started, n_windows = time.time(), 0
-    model_seconds = dict.fromkeys((r.path for r in runners), 0.0)
+    model_seconds = dict.fromkeys((r.path for r in every), 0.0)
     progress = Progress(len(paths), log, name="predict", unit="recordings")
     for path, (waves, problem) in decoded(paths, rates):
         if isinstance(waves, AudioError):
@@ -108,7 +127,7 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
                     f"predict: {path}: {int(bad.sum())} non-finite sample(s) at {rate} Hz set to 0"
                 )
         if not parts:
-            for r in runners:
+            for r in every:
                 checks[r.path] = check_export(r, waves[r.meta["sample_rate"]], infer, log)
             started = time.time()  # the rate counts scoring, not the checks
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -117,23 +136,18 @@ def predict_recordings(runners, paths: list[str], infer, log=print, blender=None
         )
         rows = rowid.row_ids(stem, grid)
         expected.extend([stem] if infer.aggregate != "none" else rows)
-        preds = []
-        for r, idx in zip(runners, order):
+        scores = []
+        for r in every:
             tick = time.perf_counter()
-            p, _ = score_recording(
-                r,
-                waves[r.meta["sample_rate"]],
-                infer.window_seconds,
-                infer.hop_seconds,
-                infer.tta_shifts,
-            )
+            scores.append(_on_grid(r, waves, len(grid), infer))
             model_seconds[r.path] += time.perf_counter() - tick
-            p = p[: len(grid), idx]
-            preds.append(np.concatenate([p, np.repeat(p[-1:], len(grid) - len(p), axis=0)]))
+        preds = [p[:, idx] for p, idx in zip(scores, order)]
         if blender is not None:
             probs = postprocess.stack_blend(blender, rows, classes, preds)
         else:
             probs = postprocess.mean_blend(preds)
+        for e, p in zip(experts, scores[len(runners) :]):
+            probs = specialists.scatter(probs, e.columns, p, e.weight)
         probs = postprocess.smooth(probs, infer.smooth)
         probs = postprocess.apply_steps({stem: probs}, infer.postprocess)[stem]
         if infer.aggregate != "none":
@@ -180,12 +194,17 @@ def predict(cfg, log=print) -> dict:
     inf = cfg.infer
     postprocess.check_steps(inf.postprocess)  # a bad step fails before any model is opened
     runners = [open_model(p, inf.batch_size, inf.threads, inf.streams) for p in model_paths(cfg)]
+    experts = specialists.open_specialists(
+        inf.specialists,
+        _classes(runners),
+        lambda p: open_model(p, inf.batch_size, inf.threads, inf.streams),
+    )
     blender = postprocess.load_blender(inf.stacker) if inf.stacker else None
     folder = join(cfg.data.root, cfg.data.soundscape_dir)
     paths = list_recordings(folder)
     if not paths:
         raise DataError(f"{folder}: no recordings ({', '.join(AUDIO_EXTENSIONS)}) to predict")
-    result = predict_recordings(runners, paths, inf, log, blender)
+    result = predict_recordings(runners, paths, inf, log, blender, experts)
     table, skipped = result["table"], result["skipped"]
     if table.empty:
         raise DataError(
@@ -209,7 +228,7 @@ def predict(cfg, log=print) -> dict:
         "export_checks": {k: v for k, v in result["export_checks"].items() if v},
         "model_seconds": result["model_seconds"],
     }
-    for r in runners:
+    for r in [*runners, *(e.runner for e in experts)]:
         seconds = result["model_seconds"][r.path]
         log(
             f"predict: {r.path} ({r.format}): {seconds:.1f} s scoring, "

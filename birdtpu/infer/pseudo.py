@@ -29,8 +29,7 @@ from birdtpu import fs, rowid
 from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError
 from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
 from birdtpu.data.shards.records import serialize_example, to_pcm16
-from birdtpu.data.shards.tfrecord import RecordWriter
-from birdtpu.data.shards.write import finished_entry, remove_temporaries
+from birdtpu.data.shards.write import finished_entry, remove_temporaries, shard_writer
 from birdtpu.errors import ConfigError, DataError
 from birdtpu.fs import join
 from birdtpu.infer import postprocess
@@ -42,6 +41,9 @@ from birdtpu.infer.windows import windows
 
 SOURCE = "pseudo"
 FOLD = -1
+NO_SPACE = (
+    "free space or choose another pseudo.output_dir; finished shards are kept, rerun to resume"
+)
 
 
 def transform(probs, power: float = 1.0, floor: float = 0.0, top_k: int = 0) -> np.ndarray:
@@ -172,65 +174,59 @@ def _write_shard(plan: dict, out_dir: str, runners, infer, cfg, blender, log) ->
     per_class: dict[str, int] = {}
     examples, recordings, seconds, empty = 0, 0, 0.0, 0
     path = join(out_dir, plan["name"])
-    tmp = fs.temp_name(path)
-    try:
-        with RecordWriter(tmp, cfg.shards.compression or "") as writer:
-            for file in plan["files"]:
-                if file in bad:
+    with shard_writer(path, cfg.shards.compression, NO_SPACE) as writer:
+        for file in plan["files"]:
+            if file in bad:
+                continue
+            try:
+                wave = decode(file, [rate])[rate]
+            except AudioError as err:
+                skipped.append({"file": file, "reason": err.reason})
+                continue
+            wave[~np.isfinite(wave)] = 0.0
+            cut, ends = windows(wave, rate, window, hop)
+            stem = os.path.splitext(os.path.basename(file))[0]
+            duration = round(len(wave) / rate, 6)
+            for pcm, end, rid in zip(cut, ends, rowid.row_ids(stem, ends)):
+                if rid not in at:  # a window of a few samples that another rate dropped
                     continue
-                try:
-                    wave = decode(file, [rate])[rate]
-                except AudioError as err:
-                    skipped.append({"file": file, "reason": err.reason})
-                    continue
-                wave[~np.isfinite(wave)] = 0.0
-                cut, ends = windows(wave, rate, window, hop)
-                stem = os.path.splitext(os.path.basename(file))[0]
-                duration = round(len(wave) / rate, 6)
-                for pcm, end, rid in zip(cut, ends, rowid.row_ids(stem, ends)):
-                    if rid not in at:  # a window of a few samples that another rate dropped
-                        continue
-                    target = targets[at[rid]]
-                    label = int(np.argmax(target))
-                    if target[label] > 0:
-                        per_class[classes[label]] = per_class.get(classes[label], 0) + 1
-                    else:
-                        empty += 1
-                    writer.write(
-                        serialize_example(
-                            to_pcm16(pcm),
-                            rate,
-                            target,
-                            label,
-                            FOLD,
-                            rid,
-                            SOURCE,
-                            duration,
-                            round(end - window, 6),
-                        )
+                target = targets[at[rid]]
+                label = int(np.argmax(target))
+                if target[label] > 0:
+                    per_class[classes[label]] = per_class.get(classes[label], 0) + 1
+                else:
+                    empty += 1
+                writer.write(
+                    serialize_example(
+                        to_pcm16(pcm),
+                        rate,
+                        target,
+                        label,
+                        FOLD,
+                        rid,
+                        SOURCE,
+                        duration,
+                        round(end - window, 6),
                     )
-                    examples += 1
-                    seconds += window
-                recordings += 1
-        entry = {
-            "file": plan["name"],
-            "fold": FOLD,
-            "examples": examples,
-            "recordings": recordings,
-            "seconds": round(seconds, 3),
-            "bytes": writer.bytes,
-            "sha256": writer.sha256,
-            "per_class": dict(sorted(per_class.items())),
-            "negatives": {},
-            "empty_targets": empty,
-            "skipped": skipped,
-            "partial": result["partial"],
-            "fingerprint": plan["fingerprint"],
-        }
-        fs.rename(tmp, path)
-    except BaseException:  # the temporary file goes; a kill leaves it to the next run
-        fs.discard(tmp)
-        raise
+                )
+                examples += 1
+                seconds += window
+            recordings += 1
+    entry = {
+        "file": plan["name"],
+        "fold": FOLD,
+        "examples": examples,
+        "recordings": recordings,
+        "seconds": round(seconds, 3),
+        "bytes": writer.bytes,
+        "sha256": writer.sha256,
+        "per_class": dict(sorted(per_class.items())),
+        "negatives": {},
+        "empty_targets": empty,
+        "skipped": skipped,
+        "partial": result["partial"],
+        "fingerprint": plan["fingerprint"],
+    }
     fs.write_json(path + ".json", entry)
     return entry
 

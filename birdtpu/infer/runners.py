@@ -151,7 +151,10 @@ class TFLiteRunner(Runner):
 
 def open_model(path: str, batch_size: int = 64, threads: int = 0, streams: int = 0) -> Runner:
     """A runner for a model of any format (see the module's table)."""
-    read_meta(path)  # a missing model or sidecar is named before anything loads
+    if read_meta(path).get("teacher"):  # an embedding_head run: a teacher embeds each window
+        from birdtpu.teachers.head import HeadRunner
+
+        return HeadRunner(path, batch_size, threads)
     kind = model_format(path)
     if kind == "keras":
         return KerasRunner(path, batch_size)

@@ -210,9 +210,9 @@ class MixUp(_Mix):
     """(x, targets) -> (x, targets) mixed per example (see `mixup`); x: waveforms or spectrograms."""
 
     def augment(self, inputs, seed):
-        """MixUp with an explicit seed."""
-        x, y = inputs
-        return mixup(x, y, seed, self.prob, self.alpha, self.labels)
+        """MixUp with an explicit seed; `inputs` (x, targets[, target masks])."""
+        x, y, *w = inputs
+        return mixup(x, y, seed, self.prob, self.alpha, self.labels, *w)
 
 
 @register
@@ -224,9 +224,9 @@ class CutMix(_Mix):
         self.axis = axis
 
     def augment(self, inputs, seed):
-        """CutMix with an explicit seed."""
-        x, y = inputs
-        return cutmix(x, y, seed, self.prob, self.alpha, self.labels, self.axis)
+        """CutMix with an explicit seed; `inputs` (x, targets[, target masks])."""
+        x, y, *w = inputs
+        return cutmix(x, y, seed, self.prob, self.alpha, self.labels, self.axis, *w)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

@@ -26,25 +26,39 @@ def mix_targets(y, y_other, lam, on, labels: str = "weight"):
     return lam * y + (1.0 - lam) * y_other
 
 
-def mixup(x, y, seed, prob: float, alpha: float, labels: str = "weight"):
+def mix_weights(w, w_other, lam):
+    """Sample weights of mixed examples, per clip (batch,) or per class (batch, classes, the target
+    masks): lam * w + (1 - lam) * w_other, so a class weighs what it weighed in each part by that
+    part's share (unmixed examples keep theirs)."""
+    lam = column(namespace(w), lam, w)
+    return lam * w + (1.0 - lam) * w_other
+
+
+def mixup(x, y, seed, prob: float, alpha: float, labels: str = "weight", w=None):
     """MixUp with one lambda per example: with probability `prob`, an example becomes
-    lam * itself + (1 - lam) * a random partner, lam ~ Beta(alpha, alpha) folded to >= 0.5."""
+    lam * itself + (1 - lam) * a random partner, lam ~ Beta(alpha, alpha) folded to >= 0.5.
+
+    With target masks `w` (batch, classes) returns (x, y, w), the masks mixed by `mix_weights`."""
     xp = namespace(x)
     s, b = xp.split(seed, 3), batch_size(xp, x)
     lam = beta(s[0], [b], alpha, xp)
     on = coin(xp, s[1], b, prob)
     lam = xp.where(on, xp.maximum(lam, 1.0 - lam), 1.0)
     other = partners(s[2], b, xp)
-    w = column(xp, lam, x)
-    x = w * x + (1.0 - w) * xp.take(x, other, axis=0)
-    return x, mix_targets(y, xp.take(y, other, axis=0), lam, on, labels)
+    share = column(xp, lam, x)
+    x = share * x + (1.0 - share) * xp.take(x, other, axis=0)
+    y = mix_targets(y, xp.take(y, other, axis=0), lam, on, labels)
+    return (x, y) if w is None else (x, y, mix_weights(w, xp.take(w, other, axis=0), lam))
 
 
-def cutmix(x, y, seed, prob: float, alpha: float, labels: str = "weight", axis: int | None = None):
+def cutmix(
+    x, y, seed, prob: float, alpha: float, labels: str = "weight", axis: int | None = None, w=None
+):
     """CutMix along time, one lambda per example: with probability `prob`, a segment of
     (1 - lam) of the clip, lam ~ Beta(alpha, alpha), comes from a random partner (same span).
 
-    `axis` defaults to the time axis (`time_axis`); targets mix by the share actually pasted.
+    `axis` defaults to the time axis (`time_axis`); targets (and target masks `w`, as in `mixup`)
+    mix by the share actually pasted.
     """
     xp = namespace(x)
     axis = time_axis(x) if axis is None else axis
@@ -61,4 +75,5 @@ def cutmix(x, y, seed, prob: float, alpha: float, labels: str = "weight", axis: 
     shape[axis] = n
     other = partners(s[3], b, xp)
     x = xp.where(xp.reshape(inside, shape), xp.take(x, other, axis=0), x)
-    return x, mix_targets(y, xp.take(y, other, axis=0), kept, on, labels)
+    y = mix_targets(y, xp.take(y, other, axis=0), kept, on, labels)
+    return (x, y) if w is None else (x, y, mix_weights(w, xp.take(w, other, axis=0), kept))

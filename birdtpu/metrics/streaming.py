@@ -16,15 +16,17 @@ from birdtpu.saving import register
 
 
 def _rows(y_true, y_pred, sample_weight):
-    """Float32 binary labels (>= 0.5 is a positive), scores and per-row weights of a batch."""
+    """Float32 binary labels (>= 0.5 is a positive), scores and (rows, classes) weights of a batch:
+    a weight per row (batch,) applies to each of its classes; a (batch, classes) weight, the
+    target mask of birdtpu.data.crops, to each label on its own (0: that label is unknown)."""
     y = ops.cast(ops.cast(y_true, "float32") >= 0.5, "float32")
     s = ops.cast(y_pred, "float32")
-    w = (
-        ops.ones_like(s[:, 0])
-        if sample_weight is None
-        else ops.reshape(ops.cast(sample_weight, "float32"), [-1])
-    )
-    return y, s, w
+    if sample_weight is None:
+        return y, s, ops.ones_like(s)
+    w = ops.cast(sample_weight, "float32")
+    if len(w.shape) == 1:
+        w = w[:, None]
+    return y, s, ops.broadcast_to(w, ops.shape(s))
 
 
 def _replica():
@@ -60,8 +62,8 @@ class LWLRAP(keras.metrics.Metric):
         rank_all = ops.sum(at_or_above, axis=-1)
         rank_pos = ops.sum(at_or_above * y[:, None, :], axis=-1)
         precision = y * rank_pos / rank_all
-        self.precision_sum.assign_add(ops.sum(precision * w[:, None], axis=0))
-        self.label_count.assign_add(ops.sum(y * w[:, None], axis=0))
+        self.precision_sum.assign_add(ops.sum(precision * w, axis=0))
+        self.label_count.assign_add(ops.sum(y * w, axis=0))
 
     def result(self):
         return ops.divide_no_nan(ops.sum(self.precision_sum), ops.sum(self.label_count))
@@ -84,7 +86,7 @@ class TopKAccuracy(keras.metrics.Metric):
         y, s, w = _rows(y_true, y_pred, sample_weight)
         kth = ops.top_k(s, k=min(self.k, s.shape[-1]))[0][:, -1:]
         hit = ops.any((s >= kth) & (y > 0), axis=-1)
-        labelled = ops.cast(ops.any(y > 0, axis=-1), "float32") * w
+        labelled = ops.cast(ops.any(y * w > 0, axis=-1), "float32") * ops.max(w, axis=-1)
         self.hits.assign_add(ops.sum(ops.cast(hit, "float32") * labelled))
         self.count.assign_add(ops.sum(labelled))
 
@@ -96,7 +98,7 @@ class TopKAccuracy(keras.metrics.Metric):
 
 
 class _ScoreBuffer(keras.metrics.Metric):
-    """Base of the exact ranking metrics: keeps every (labels, scores, weight) row of an epoch.
+    """Base of the exact ranking metrics: keeps every (labels, scores, weights) row of an epoch.
 
     ROC-AUC and AP depend on the order of all scores, so a fixed number of bins (as in
     keras.metrics.AUC) only approximates them. Here each replica writes its rows into its own
@@ -105,9 +107,9 @@ class _ScoreBuffer(keras.metrics.Metric):
     outside the replicas concatenates them (under JAX there is one segment: the global batch).
     Rows past a full segment are not kept and the result is NaN, so an overflow is never silent:
     make `capacity` at least the rows of an epoch (plus one batch per replica for uneven splits).
-    A row of weight 0 (padding) is kept but ignored.
+    A row of weight 0 (padding) is kept but ignored, as is a label of weight 0 (target mask).
 
-    Cost: 8 x capacity x classes bytes per replica, and result() sorts the buffers; Keras calls it
+    Cost: 12 x capacity x classes bytes per replica, and result() sorts the buffers; Keras calls it
     after every step (about 0.2 s on 2 CPU cores at 8192 rows x 182 classes). For cheap
     monitoring during training keras.metrics.AUC(multi_label=True) approximates ROC-AUC with
     binned thresholds; these give the competition's number.
@@ -123,7 +125,9 @@ class _ScoreBuffer(keras.metrics.Metric):
             raise ValueError(f"capacity {capacity} is smaller than the number of replicas")
         self.labels = self.add_variable((capacity, num_classes), "zeros", "float32", name="labels")
         self.scores = self.add_variable((capacity, num_classes), "zeros", "float32", name="scores")
-        self.row_weights = self.add_variable((capacity,), "zeros", "float32", name="row_weights")
+        self.weights_buffer = self.add_variable(
+            (capacity, num_classes), "zeros", "float32", name="label_weights"
+        )
         self.rows = self.add_variable((), "zeros", "float32", name="rows")
         self.dropped = self.add_variable((), "zeros", "float32", name="dropped")
 
@@ -138,14 +142,14 @@ class _ScoreBuffer(keras.metrics.Metric):
         for buffer, values in (
             (self.labels, y * fits[:, None]),
             (self.scores, s * fits[:, None]),
-            (self.row_weights, w * fits),
+            (self.weights_buffer, w * fits[:, None]),
         ):
             buffer.assign(buffer.value + ops.scatter(index, values, buffer.shape))
         self.rows.assign_add(ops.cast(count, "float32"))
         self.dropped.assign_add(ops.sum(1.0 - fits))
 
     def result(self):
-        value = self._score(self.labels.value, self.scores.value, self.row_weights.value)
+        value = self._score(self.labels.value, self.scores.value, self.weights_buffer.value)
         return ops.where(self.dropped > 0, float("nan"), value)
 
     def _score(self, labels, scores, weights):
@@ -158,13 +162,13 @@ class _ScoreBuffer(keras.metrics.Metric):
 def _ranked(labels, scores, weights):
     """Sorted per class (rows = classes, scores descending): positive and negative weight of each
     row, and per row its tie group's positive weight and the cumulative positive and negative
-    weight at the group's end."""
+    weight at the group's end. `weights` is (rows, classes)."""
     scores_t, labels_t = ops.transpose(scores), ops.transpose(labels)
     n_classes, n_rows = scores_t.shape
     order = ops.argsort(-scores_t, axis=1)  # descending; order within ties does not matter
     s = ops.take_along_axis(scores_t, order, axis=1)
     y = ops.take_along_axis(labels_t, order, axis=1)
-    w = ops.take(weights, order, axis=0)
+    w = ops.take_along_axis(ops.transpose(weights), order, axis=1)
     pos, neg = y * w, (1.0 - y) * w
     starts = ops.concatenate(
         [ops.ones([n_classes, 1], "int32"), ops.cast(s[:, 1:] != s[:, :-1], "int32")], 1
@@ -254,7 +258,7 @@ class PaddedCMAP(_ScoreBuffer):
             _average_precision(
                 ops.concatenate([labels, ones], 0),
                 ops.concatenate([scores, ones], 0),
-                ops.concatenate([weights, ones[:, 0]], 0),
+                ops.concatenate([weights, ones], 0),
             )
         )
 

@@ -284,7 +284,8 @@ def make_callbacks(cfg, run_dir: str, steps_per_epoch: int, tracker) -> dict:
 
 
 def ordered(callbacks: dict) -> list:
-    """The callbacks in the order they must run at an epoch end: the backup last, after every
-    file and state it records is written."""
-    order = ("best", "early", "history", "backup")
+    """The callbacks in the order they must run at an epoch end: the soundscape validation
+    first (it adds to the logs the others read), the backup last, after every file and state it
+    records is written."""
+    order = ("soundscape", "best", "early", "history", "backup")
     return [callbacks[k] for k in order if callbacks.get(k) is not None]

@@ -18,7 +18,7 @@ def _keras_validation(val, n_val: int, global_batch: int, run, log):
     """
     import tensorflow as tf
 
-    val = val.map(lambda w, t, _: (w, t))
+    val = val.map(lambda w, t, _, *mask: (w, t, *mask))
     batches, rest = divmod(n_val, global_batch)
     uneven = rest % run.replicas if run.backend == "jax" else 0 < rest < run.replicas
     if rest and uneven:
@@ -75,6 +75,20 @@ def pseudo_paths(cfg, classes: list[str]) -> tuple[list[str], int]:
     return paths, windows
 
 
+def target_masks(cfg, manifest: dict, log, pseudo: bool) -> bool:
+    """Whether the run's clips carry target masks (birdtpu.data.crops.target_mask): when its
+    shards hold negative records (Rainforest false-positive boxes: one species known absent, the
+    others unknown), or pseudo-labelled windows weigh `train.pseudo_weight` other than 1."""
+    negatives = sum(sum(e.get("negatives", {}).values()) for e in manifest["shards"])
+    weighted = pseudo and cfg.train.pseudo_weight != 1
+    if negatives:
+        log(
+            f"fit: {negatives} negative record(s) (false-positive boxes) count for their own "
+            "species only: per-class target masks on"
+        )
+    return bool(negatives or weighted)
+
+
 def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
     """(training batches, validation batches with ids, validation for Keras, training clips);
     `augment`: the AugmentConfig the training pipeline applies.
@@ -118,15 +132,35 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             f"fit: class balance of the training split (min {cfg.data.min_per_class}, max "
             f"{cfg.data.max_per_class} per class): {before} clips -> {n_train} per epoch expected"
         )
-    ratio = cfg.train.pseudo_ratio
+    teacher = None
+    if cfg.train.teacher_predictions:
+        from birdtpu.data.prepare import load_catalog
+        from birdtpu.train.teacher_targets import teacher_targets
+
+        df, _ = load_catalog(cfg, log=lambda *_: None)
+        ids = df.loc[df["fold"] != cfg.data.fold, "filename"].astype(str).tolist()
+        teacher = teacher_targets(cfg, classes, ids, log)
+    ratio, pair = cfg.train.pseudo_ratio, augment.pseudo_mixup_prob if augment else 0.0
+    if pair > 0 and not cfg.train.pseudo_shards:  # a recipe's teacher round: nothing to pair with
+        log("fit: augment.pseudo_mixup_prob is off: no train.pseudo_shards to pair clips with")
+        pair = 0.0
+    pseudo = ratio > 0 or pair > 0
+    masks = target_masks(cfg, manifest, log, pseudo)
+    common["masks"] = masks
     mix = {}
-    if ratio > 0:
+    if pseudo:
         paths, windows = pseudo_paths(cfg, classes)
         log(
-            f"fit: mixing {windows} pseudo-labelled windows from "
-            f"{len(cfg.train.pseudo_shards)} set(s) at ratio {ratio}"
+            f"fit: {windows} pseudo-labelled windows from {len(cfg.train.pseudo_shards)} set(s): "
+            f"sampled in at ratio {ratio}, MixUp'd into labelled clips with probability {pair}"
         )
-        mix = dict(mix_paths=paths, mix_ratio=ratio)
+        mix = dict(
+            mix_paths=paths,
+            mix_ratio=ratio,
+            pair_prob=pair,
+            pair_lambda=augment.pseudo_mixup_lambda,
+            mix_weight=cfg.train.pseudo_weight if masks else 1.0,
+        )
         n_train = int(round(n_train / (1 - ratio)))
     val = build_dataset(
         val_paths,
@@ -144,6 +178,7 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
             copies=copies,
+            teacher=teacher,
             **mix,
             **common,
         )
@@ -162,6 +197,7 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             augment=augment,
             shuffle_buffer=cfg.train.shuffle_buffer,
             copies=copies,
+            teacher=teacher,
             **mix,
             input_context=ctx,
             **common,

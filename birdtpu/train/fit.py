@@ -39,7 +39,7 @@ def predict_with_ids(model, dataset, replicas: int = 1) -> tuple[np.ndarray, np.
     Keras' compiled predict step; a last batch is padded to a multiple of `replicas` (a JAX
     batch splits evenly over the devices) and the padding dropped."""
     truth, preds, ids = [], [], []
-    for wave, target, clip_id in dataset:
+    for wave, target, clip_id, *_ in dataset:  # a target mask may follow the ids
         wave = wave.numpy()
         pad = -len(wave) % replicas
         if pad:
@@ -54,18 +54,21 @@ def predict_with_ids(model, dataset, replicas: int = 1) -> tuple[np.ndarray, np.
 def oof_tables(
     truth: np.ndarray, preds: np.ndarray, ids: list[str], classes: list[str], log=print
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(predictions, truth) as `row_id` + one column per class; truth is 1 where the target is
-    above 0. Repeated ids (upsampled copies of a recording) keep their first row, with a log line."""
+    """(predictions, truth) as `row_id` + one column per class, one row per recording; truth is 1
+    where the target is above 0. The rows of one id (a recording's boxes or windows: Rainforest's
+    tp and fp boxes) combine into one, the maximum over them, as the competitions score a
+    recording, with a log line."""
     pred = pd.DataFrame(preds, columns=classes)
     pred.insert(0, "row_id", ids)
     true = pd.DataFrame((truth > 0).astype(np.int8), columns=classes)
     true.insert(0, "row_id", ids)
-    dup = pred["row_id"].duplicated().to_numpy()
-    if dup.any():
+    repeats = int(pred["row_id"].duplicated().sum())
+    if repeats:
         log(
-            f"fit: {int(dup.sum())} validation row(s) repeat an id (copies of one recording): kept the first of each"
+            f"fit: {len(ids)} validation rows are {len(ids) - repeats} recordings (boxes or windows "
+            "of one recording): scored per recording, the maximum over its rows"
         )
-        pred, true = pred[~dup].reset_index(drop=True), true[~dup].reset_index(drop=True)
+        pred, true = (t.groupby("row_id", sort=False).max().reset_index() for t in (pred, true))
     return pred, true
 
 
@@ -79,11 +82,18 @@ def compile_model(
     from birdtpu.train.schedules import make_schedule
 
     schedule = make_schedule(cfg.train, steps, global_batch, log)
+    per_execution = cfg.train.steps_per_execution
+    if per_execution > steps:  # Keras would run whole executions past the epoch (and the schedule)
+        log(
+            f"fit: train.steps_per_execution {per_execution} is more than the {steps} steps of an "
+            f"epoch: {steps} used"
+        )
+        per_execution = steps
     model.compile(
         optimizer=make_optimizer(cfg.train, schedule),
         loss=make_loss(cfg.train),
         jit_compile=jit,
-        steps_per_execution=cfg.train.steps_per_execution,
+        steps_per_execution=per_execution,
         metrics=[
             keras.metrics.AUC(multi_label=True, num_labels=num_classes, name="auc"),
             keras.metrics.AUC(curve="PR", multi_label=True, num_labels=num_classes, name="pr_auc"),
@@ -203,6 +213,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     from birdtpu.train.finetune import init_from
     from birdtpu.train.mixstep import BatchMix, mix_in_train_step
     from birdtpu.train.schedules import peak_lr
+    from birdtpu.train.soundscape_val import make_callback as soundscape_callback
     from birdtpu.train.validation_report import fold_warnings, recall_text, report
 
     run_dir = cfg.run_dir
@@ -229,6 +240,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
         if in_model:
             mix_in_train_step(model, BatchMix(cfg.augment, cfg.runtime.seed))
         callbacks = cb.make_callbacks(cfg, run_dir, steps, tracker)
+        callbacks["soundscape"] = soundscape_callback(cfg, classes, run.replicas, log)
         state = callbacks["backup"].restore(model, resume_dir)
         if state:
             log(

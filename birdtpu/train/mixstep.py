@@ -33,8 +33,10 @@ class BatchMix:
     def active(self) -> bool:
         return bool(self.layers)
 
-    def __call__(self, x, y, step, replica=0):
-        """(x, y) mixed with the seed of (`step`, `replica`); x: (batch, samples) waveforms."""
+    def __call__(self, x, y, step, replica=0, w=None):
+        """(x, y) mixed with the seed of (`step`, `replica`); x: (batch, samples) waveforms.
+        With sample weights `w` (per clip, or the (batch, classes) target masks): (x, y, w), the
+        weights mixed as the targets are."""
         xp = namespace(x)
         base = xp.stack(
             [
@@ -43,16 +45,15 @@ class BatchMix:
             ]
         )
         seeds = xp.split(xp.seed(base), len(self.layers))
-        y = xp.cast(y, x.dtype)
+        parts = (x, xp.cast(y, x.dtype)) + (() if w is None else (xp.cast(w, x.dtype),))
         for i, layer in enumerate(self.layers):
-            x, y = layer.augment((x, y), seeds[i])
-        return x, y
+            parts = layer.augment(parts, seeds[i])
+        return parts
 
 
 def _mixed(data, mix: BatchMix, step, replica=0):
-    x, y, *rest = keras.utils.unpack_x_y_sample_weight(data)
-    x, y = mix(x, y, step, replica)
-    return (x, y) if rest[0] is None else (x, y, rest[0])
+    x, y, w = keras.utils.unpack_x_y_sample_weight(data)
+    return mix(x, y, step, replica, w)
 
 
 def _iterations_index(model) -> int:

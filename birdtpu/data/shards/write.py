@@ -4,6 +4,7 @@ TensorFlow: the local workers and Beam's run this."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -19,6 +20,23 @@ _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{8}$")  # names from fs.temp_name
 NO_SPACE = "free space or choose another shards.dir; finished shards are kept, rerun to resume"
 
 
+@contextlib.contextmanager
+def shard_writer(path: str, compression: str = "", no_space: str = NO_SPACE):
+    """A RecordWriter on a temporary name beside `path`, fsynced and renamed to `path` when the
+    block ends, removed on any error (a kill leaves it to `remove_temporaries`); a full disk is a
+    NoSpaceError with `no_space` as its advice. Its bytes and sha256 are read after the block."""
+    tmp = fs.temp_name(path)
+    try:
+        with RecordWriter(tmp, compression or "") as writer:
+            yield writer
+        fs.rename(tmp, path)
+    except BaseException as err:
+        fs.discard(tmp)
+        if fs.out_of_space(err):
+            raise fs.NoSpaceError(path, no_space) from None
+        raise
+
+
 def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None) -> dict:
     """Decode and write one shard (temporary name, fsynced, then renamed) and its sidecar; returns
     its entry. Its checksum is computed as it is written.
@@ -26,74 +44,66 @@ def write_shard(plan: ShardPlan, out_dir: str, options: WriteOptions, tick=None)
     `tick(recordings, seconds)` is called after each row. Rows of one recording in a row decode it once.
     """
     path = join(out_dir, plan.name)
-    tmp = fs.temp_name(path)
     rate = options.sample_rate
     per_class: dict[str, int] = {}
     negatives: dict[str, int] = {}
     skipped: list[dict] = []
     examples, recordings, seconds = 0, 0, 0.0
     current, wave, error = None, None, None
-    try:
-        with RecordWriter(tmp, options.compression or "") as writer:
-            for row in plan.rows:
-                if row["filepath"] != current:
-                    current = row["filepath"]
-                    try:
-                        wave, error = (
-                            load_audio(
-                                current,
-                                rate,
-                                None if options.channel < 0 else options.channel,
-                                options.read_seconds,
-                                decoder=options.decoder,
-                            )[0],
-                            None,
+    with shard_writer(path, options.compression) as writer:
+        for row in plan.rows:
+            if row["filepath"] != current:
+                current = row["filepath"]
+                try:
+                    wave, error = (
+                        load_audio(
+                            current,
+                            rate,
+                            None if options.channel < 0 else options.channel,
+                            options.read_seconds,
+                            decoder=options.decoder,
+                        )[0],
+                        None,
+                    )
+                except AudioError as err:
+                    wave, error = None, err.reason
+            written = 0.0
+            if error:
+                skipped.append({"file": current, "reason": error})
+            else:
+                for start, end in row["windows"]:
+                    pcm = to_pcm16(wave[int(round(start * rate)) : int(round(end * rate))])
+                    if not len(pcm):
+                        skipped.append(
+                            {
+                                "file": current,
+                                "reason": f"window {start}-{end} s starts after the "
+                                f"decoded end ({len(wave) / rate:.2f} s)",
+                            }
                         )
-                    except AudioError as err:
-                        wave, error = None, err.reason
-                written = 0.0
-                if error:
-                    skipped.append({"file": current, "reason": error})
-                else:
-                    for start, end in row["windows"]:
-                        pcm = to_pcm16(wave[int(round(start * rate)) : int(round(end * rate))])
-                        if not len(pcm):
-                            skipped.append(
-                                {
-                                    "file": current,
-                                    "reason": f"window {start}-{end} s starts after the "
-                                    f"decoded end ({len(wave) / rate:.2f} s)",
-                                }
-                            )
-                            continue
-                        writer.write(_record(row, pcm, rate, plan.fold, start))
-                        counts = per_class if row["positive"] else negatives
-                        counts[row["label"]] = counts.get(row["label"], 0) + 1
-                        examples += 1
-                        written += len(pcm) / rate
-                    recordings += 1
-                seconds += written
-                if tick:
-                    tick(1, written)
-        entry = {
-            "file": plan.name,
-            "fold": plan.fold,
-            "examples": examples,
-            "recordings": recordings,
-            "seconds": round(seconds, 3),
-            "bytes": writer.bytes,
-            "sha256": writer.sha256,
-            "per_class": per_class,
-            "negatives": negatives,
-            "skipped": skipped,
-            "fingerprint": plan.fingerprint,
-        }
-        fs.rename(tmp, path)
-    except BaseException as err:  # the temporary file goes; a kill leaves it to the next build
-        fs.discard(tmp)
-        if fs.out_of_space(err):
-            raise fs.NoSpaceError(path, NO_SPACE) from None
-        raise
+                        continue
+                    writer.write(_record(row, pcm, rate, plan.fold, start))
+                    counts = per_class if row["positive"] else negatives
+                    counts[row["label"]] = counts.get(row["label"], 0) + 1
+                    examples += 1
+                    written += len(pcm) / rate
+                recordings += 1
+            seconds += written
+            if tick:
+                tick(1, written)
+    entry = {
+        "file": plan.name,
+        "fold": plan.fold,
+        "examples": examples,
+        "recordings": recordings,
+        "seconds": round(seconds, 3),
+        "bytes": writer.bytes,
+        "sha256": writer.sha256,
+        "per_class": per_class,
+        "negatives": negatives,
+        "skipped": skipped,
+        "fingerprint": plan.fingerprint,
+    }
     fs.write_json(path + ".json", entry)
     return entry
 
