@@ -29,7 +29,7 @@ from birdtpu import fs, rowid
 from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError
 from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
 from birdtpu.data.shards.records import serialize_example, to_pcm16
-from birdtpu.data.shards.write import finished_entry, remove_temporaries, shard_writer
+from birdtpu.data.shards.write import finished_entries, remove_temporaries, shard_writer
 from birdtpu.errors import ConfigError, DataError
 from birdtpu.fs import join
 from birdtpu.infer import postprocess
@@ -245,10 +245,8 @@ def write_pseudo(cfg, log=print, round_: int | None = None) -> dict:
     plans = _plans(paths, cfg.pseudo.files_per_shard, base)
     fs.makedirs(out)
     remove_temporaries(out)
-    entries = {p["name"]: finished_entry(out, p["name"], p["fingerprint"]) for p in plans}
+    entries = finished_entries(out, [(p["name"], p["fingerprint"]) for p in plans], "pseudo", log)
     todo = [p for p in plans if entries[p["name"]] is None]
-    if len(todo) < len(plans):
-        log(f"pseudo: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")
     classes = list(read_meta(models[0])["classes"])  # the blend's columns: the first model's
     if todo:
         inf = cfg.infer

@@ -35,7 +35,7 @@ from birdtpu.data.shards.tfrecord import (
     float_feature,
     int64_feature,
 )
-from birdtpu.data.shards.write import finished_entry, remove_temporaries, shard_writer
+from birdtpu.data.shards.write import finished_entries, remove_temporaries, shard_writer
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.infer.recordings import decode, list_recordings
@@ -285,10 +285,8 @@ def write_embeddings(cfg, log=print, tty: bool | None = None) -> dict:
     plans = _plans(items, cfg.embed.files_per_shard, {**settings, "classes": classes})
     fs.makedirs(out)
     remove_temporaries(out)
-    entries = {p["name"]: finished_entry(out, p["name"], p["fingerprint"]) for p in plans}
+    entries = finished_entries(out, [(p["name"], p["fingerprint"]) for p in plans], "embed", log)
     todo = [p for p in plans if entries[p["name"]] is None]
-    if len(todo) < len(plans):
-        log(f"embed: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")
     total = sum(len(p["files"]) for p in todo)
     with Progress(total, log, tty=tty, name="embed", unit="recordings") as progress:
         for plan in todo:

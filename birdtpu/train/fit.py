@@ -27,6 +27,7 @@ from birdtpu.data.shards import shard_paths
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.tracking import Tracker, shard_audio, worst_clips_table
+from birdtpu.train.batch_predict import predict_padded
 from birdtpu.train.datasets import run_datasets
 from birdtpu.train.finished import finished_scores
 from birdtpu.train.placement import augment_in_model, model_augment, pipeline_augment
@@ -36,16 +37,10 @@ WORST_CLIPS = 16  # validation clips with audio in the W&B table
 
 def predict_with_ids(model, dataset, replicas: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(targets, predictions, ids) over a finite dataset of (wave, target, id) batches, through
-    Keras' compiled predict step; a last batch is padded to a multiple of `replicas` (a JAX
-    batch splits evenly over the devices) and the padding dropped."""
+    Keras' compiled predict step (`predict_padded`: a last batch padded for `replicas`)."""
     truth, preds, ids = [], [], []
     for wave, target, clip_id, *_ in dataset:  # a target mask may follow the ids
-        wave = wave.numpy()
-        pad = -len(wave) % replicas
-        if pad:
-            wave = np.concatenate([wave, np.zeros((pad, *wave.shape[1:]), wave.dtype)])
-        out = np.asarray(model.predict_on_batch(wave), np.float64)
-        preds.append(out[: len(out) - pad])
+        preds.append(predict_padded(model, wave.numpy(), replicas))
         truth.append(target.numpy())
         ids.extend(x.decode() for x in clip_id.numpy())
     return np.concatenate(truth), np.concatenate(preds), ids

@@ -32,6 +32,7 @@ from birdtpu.fs import join
 from birdtpu.infer.recordings import decode
 from birdtpu.infer.windows import windows
 from birdtpu.metrics.scores import soundscape_scores
+from birdtpu.train.batch_predict import predict_padded
 
 LABEL_WINDOW = 5.0  # seconds: the competition's scoring windows
 METRIC = "val_soundscape_auc"
@@ -156,15 +157,12 @@ def window_predictions(
 ) -> np.ndarray:
     """(label windows, classes) probabilities of `model`: its model-window outputs pooled by max.
     Batches are padded to a multiple of `replicas` (a JAX batch splits evenly over devices)."""
-    outs = []
-    for i in range(0, len(scapes.clips), batch_size):
-        batch = scapes.clips[i : i + batch_size]
-        pad = -len(batch) % replicas
-        if pad:
-            batch = np.concatenate([batch, np.zeros((pad, batch.shape[1]), batch.dtype)])
-        out = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(batch)), np.float64)
-        outs.append(out[: len(out) - pad])
-    scores = np.concatenate(outs)
+    scores = np.concatenate(
+        [
+            predict_padded(model, scapes.clips[i : i + batch_size], replicas)
+            for i in range(0, len(scapes.clips), batch_size)
+        ]
+    )
     return np.stack([scores[g].max(axis=0) for g in scapes.groups])
 
 

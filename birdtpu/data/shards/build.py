@@ -17,6 +17,7 @@ from birdtpu.data.shards.manifest import MANIFEST, SCHEMA_VERSION
 from birdtpu.data.shards.plan import CROPS, ShardPlan, WriteOptions, catalog_rows, plan_shards
 from birdtpu.data.shards.write import (
     NO_SPACE,
+    finished_entries,
     finished_entry,
     remove_temporaries,
     write_shard,
@@ -137,10 +138,9 @@ def build_shards(
     log(
         f"shard: {len(plans)} shards of {planned / 3600:.2f} h of audio planned in {time.time() - started:.1f} s"
     )
-    entries = {p.name: finished_entry(out_dir, p.name, p.fingerprint, verify) for p in plans}
+    keys = [(p.name, p.fingerprint) for p in plans]
+    entries = finished_entries(out_dir, keys, "shard", log, verify)
     todo = [p for p in plans if entries[p.name] is None]
-    if len(todo) < len(plans):
-        log(f"shard: resuming, {len(plans) - len(todo)} of {len(plans)} shards already written")
     progress = Progress(sum(len(p.rows) for p in todo), log, progress_every)
     try:
         for n, entry in enumerate(

@@ -127,6 +127,18 @@ def _record(row: dict, pcm: np.ndarray, rate: int, fold: int, start: float) -> b
     )
 
 
+def finished_entries(
+    out_dir: str, keys: list[tuple[str, str]], verb: str, log, verify: bool = False
+) -> dict[str, dict | None]:
+    """{name: its finished entry, or None where it must be (re)written} for the (name,
+    fingerprint) `keys` of a plan (`finished_entry`); logs how many are already written."""
+    entries = {name: finished_entry(out_dir, name, fp, verify) for name, fp in keys}
+    done = sum(e is not None for e in entries.values())
+    if done:
+        log(f"{verb}: resuming, {done} of {len(entries)} shards already written")
+    return entries
+
+
 def finished_entry(out_dir: str, name: str, fingerprint: str, verify: bool = False) -> dict | None:
     """The sidecar entry of finished shard `name` of the plan with `fingerprint`, or None where it
     must be (re)written. The shard's size must match its sidecar, and with `verify` its sha256 too."""
