@@ -208,9 +208,9 @@ class ModelConfig:
     width: float = _opt(
         1.0, lo=0.05, hi=4.0
     )  # channel multiplier of cnn14 and fat2019 (1: published widths)
-    global_features: bool = (
-        False  # fat2019: the Freesound 2019 global-feature (128 windows x 12 stats) branch
-    )
+    # fat2019: the Freesound 2019 global features (128 windows x 12 statistics) and the clip
+    # length, over each whole recording trimmed at augment.trim_db: two more model inputs
+    global_features: bool = False
     bn_momentum: float = _opt(
         0.0, lo=0.0, hi=0.9999
     )  # 0 keeps the backbone's (0.99); 0.9 for short runs from scratch
@@ -278,6 +278,13 @@ class TrainConfig:
     distill_temperature: float = _opt(
         1.0, lo=0.0
     )  # teacher softened per class: sigmoid(logit(q) / T); must be above 0
+    # embedding distillation: `birdtpu embed` folders of this catalog; each training clip's target
+    # embedding is its recording's mean window embedding (L2-normalised), and the loss gains
+    # embedding_weight x (1 - cos) of a Dense projection of layer embedding_layer (pooled
+    # features) and that embedding (birdtpu.train.projection); empty: off
+    teacher_embeddings: list[str] = _opt([])
+    embedding_weight: float = _opt(1.0, lo=0.0)
+    embedding_layer: str = "pool"  # clip heads: pool (pool_with_global with global features)
     # labelled soundscapes scored every epoch as val_soundscape_auc (birdtpu.train.soundscape_val):
     # a train_soundscapes_labels.csv, relative to data.root, audio in train_soundscapes/ beside it
     soundscape_val: str = ""
@@ -499,6 +506,11 @@ def _validate(cfg: Config) -> None:
         )
     if model.global_features and (not model.name.startswith("fat2019") or model.head != "clip"):
         raise ConfigError("model.global_features: needs a fat2019 model with model.head: clip")
+    if model.global_features and cfg.train.soundscape_val:
+        raise ConfigError(
+            "train.soundscape_val: a soundscape window has no clip of its own for "
+            "model.global_features (the Freesound 2019 clip inputs); leave one of them out"
+        )
     if model.pretrained == "imagenet" and own_cnn:
         raise ConfigError(
             f"model.pretrained: there are no ImageNet weights for {model.name}; use none or a weights file"

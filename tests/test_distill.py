@@ -9,7 +9,7 @@ import pytest
 
 from birdtpu.errors import ConfigError
 from birdtpu.saving import load_model
-from birdtpu.train.distill import DistillationLoss, embedding_cosine_loss, soft_targets
+from birdtpu.train.distill import DistillationLoss, soft_targets
 
 pytestmark = pytest.mark.backends
 RNG = np.random.default_rng(0)
@@ -108,15 +108,3 @@ def test_a_model_trained_with_it_compiles_back(tmp_path):
     assert back.evaluate(x, y, verbose=0) == pytest.approx(
         model.evaluate(x, y, verbose=0), rel=1e-5
     )
-
-
-def test_embedding_cosine_loss_by_hand_and_numpy():
-    # cosines 0 and 1 -> losses 1 and 0
-    a, b = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 1.0], [2.0, 2.0]])
-    assert float(embedding_cosine_loss(a, b)) == pytest.approx(0.5, abs=1e-6)
-    # (3, 4) . (4, 3) / 25 = 24/25
-    assert float(embedding_cosine_loss([[3.0, 4.0]], [[4.0, 3.0]])) == pytest.approx(0.04, abs=1e-6)
-    assert float(embedding_cosine_loss([[0.0, 0.0]], [[1.0, 2.0]])) == pytest.approx(1.0)
-    s, t = RNG.normal(size=(7, 16)), RNG.normal(size=(7, 16))
-    cos = (s * t).sum(-1) / (np.linalg.norm(s, axis=-1) * np.linalg.norm(t, axis=-1))
-    assert float(embedding_cosine_loss(s, t)) == pytest.approx((1 - cos).mean(), rel=1e-5)

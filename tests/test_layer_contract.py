@@ -8,7 +8,6 @@ import pytest
 from helpers import check_layer
 
 from birdtpu.layers.augment import BackgroundMix, CutMix, MixUp, WaveAugment
-from birdtpu.layers.features import GlobalFeatures
 from birdtpu.layers.frontend import (
     MelSpectrogram,
     MelSpectrogramTflite,
@@ -18,9 +17,10 @@ from birdtpu.layers.frontend import (
     ToImage,
 )
 from birdtpu.layers.stacker import OneHot, PerClassWeighting, ShiftedTanh, Stacker
-from birdtpu.models.fat2019 import PixelShuffleTime
+from birdtpu.models.fat2019 import Log1p, PixelShuffleTime
 from birdtpu.models.heads import AttentionPool, FrameUpsample, Reduce, SEDBlend
 from birdtpu.saving import registered
+from birdtpu.train.projection import EmbeddingDistiller
 
 pytestmark = pytest.mark.backends
 RNG = np.random.default_rng(0)
@@ -33,6 +33,12 @@ def _f(*shape, lo=0.0, hi=1.0):
 
 def _targets(classes=3):
     return (RNG.uniform(size=(B, classes)) > 0.5).astype("float32")
+
+
+def _student():
+    x = keras.Input((16,), name="waveform")
+    pooled = keras.layers.Dense(8, name="pool")(x)
+    return keras.Model(x, keras.layers.Dense(3, activation="sigmoid")(pooled))
 
 
 # name -> (layer factory, inputs, expected output shape, trainable weights)
@@ -58,7 +64,7 @@ CASES = {
         0,
     ),
     "ToImage": (lambda: ToImage(3), _f(20, 16, 1), (B, 20, 16, 3), 0),
-    "GlobalFeatures": (lambda: GlobalFeatures(8), _f(4000, lo=-1), (B, 8, 12), 0),
+    "Log1p": (lambda: Log1p(), _f(1, hi=30.0), (B, 1), 0),
     "WaveAugment": (
         lambda: WaveAugment(gain_prob=1.0, gauss_prob=1.0, noise_prob=1.0, shift_prob=1.0, seed=4),
         _f(4000, lo=-1),
@@ -91,6 +97,8 @@ CASES = {
     ),
     "ShiftedTanh": (lambda: ShiftedTanh(1.6), _f(3), (B, 3), 0),
     "Stacker": (lambda: Stacker(["a", "b", "c"], ["m1", "m2"]), _f(3, 2), (B, 3), 4),
+    # at inference (a waveform alone) the student's output; its projection is 2 more weights
+    "EmbeddingDistiller": (lambda: EmbeddingDistiller(_student(), "pool", 5), _f(16), (B, 3), 6),
 }
 
 

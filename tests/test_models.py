@@ -232,17 +232,34 @@ def test_bn_settings_reach_nested_backbones():
 
 
 @pytest.mark.slow
-def test_global_features_branch_reads_the_waveform(tmp_path):
-    from birdtpu.layers.features import GlobalFeatures
+def test_global_features_are_inputs_beside_the_waveform(tmp_path):
+    from birdtpu.data.clip_features import waveform_input
 
     model = registry.build_model(cfg_for("fat2019", *SMALL, "model.global_features=true"), 3)
-    assert [tuple(i.shape) for i in model.inputs] == [(None, 32000)]
-    assert isinstance(model.get_layer("global_features"), GlobalFeatures)
-    assert model.get_layer("global_features").output.shape[1:] == (128, 12)
-    assert (
-        model.get_layer("pool_with_global").output.shape[-1] == 2 * 64 + 2 * 8
-    )  # pixel shuffle + BiGRU
-    train_and_round_trip(model, tmp_path, run_eagerly=True)
+    shapes = {k: tuple(t.shape) for k, t in model.input.items()}
+    assert shapes == {
+        "waveform": (None, 32000),
+        "clip_features": (None, 128, 12),
+        "clip_seconds": (None, 1),
+    }
+    assert waveform_input(model) is model.input["waveform"]
+    # pixel shuffle + BiGRU + log(1 + seconds)
+    assert model.get_layer("pool_with_global").output.shape[-1] == 2 * 64 + 2 * 8 + 1
+    wave, target = batch()
+    rng = np.random.default_rng(3)
+    x = {
+        "waveform": wave,
+        "clip_features": rng.standard_normal((4, 128, 12)).astype("float32"),
+        "clip_seconds": rng.uniform(1, 30, (4, 1)).astype("float32"),
+    }
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", run_eagerly=True)
+    assert np.isfinite(float(model.train_on_batch(x, target)))
+    probs = np.asarray(model(x, training=False))
+    other = {**x, "clip_seconds": x["clip_seconds"] + 10.0}  # the branch reads its inputs
+    assert np.abs(np.asarray(model(other, training=False)) - probs).max() > 1e-6
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), probs, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------ training and saving every model
@@ -310,7 +327,11 @@ def test_recipe_model_runs_at_its_input_size(recipe):
     cfg = load_config(os.path.join(CONFIGS, f"{recipe}.yaml"), ["model.pretrained=none"])
     model = registry.build_model(cfg, 24)
     samples = int(round(cfg.frontend.clip_seconds * cfg.data.sample_rate))
-    out = np.asarray(model(np.zeros((1, samples), "float32")))
+    x = np.zeros((1, samples), "float32")
+    if cfg.model.global_features:  # the clip inputs of a silent 30-s recording
+        x = {"waveform": x, "clip_features": np.zeros((1, 128, 12), "float32")}
+        x["clip_seconds"] = np.full((1, 1), 30.0, "float32")
+    out = np.asarray(model(x))
     assert out.shape == (1, 24) and np.all((out >= 0) & (out <= 1))
     if cfg.model.head == "sed":
         assert heads.sed_outputs(model).output["framewise"].shape[1] == cfg.frontend.frames

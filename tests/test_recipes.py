@@ -19,6 +19,7 @@ import pytest
 
 from birdtpu import fs
 from birdtpu.config import load_config
+from birdtpu.infer.clip_inputs import windows_clip_inputs
 from birdtpu.models.registry import build_model
 from birdtpu.train.losses import make_loss
 
@@ -56,18 +57,21 @@ STRUCTURE = {
 CHILD = r"""
 import json, sys, traceback
 import numpy as np
+from birdtpu.infer.clip_inputs import windows_clip_inputs
 from birdtpu.infer.export import export_model
 from birdtpu.infer.runners import KerasRunner, load_model, open_model
 
 results = {}
 for case, folder in json.loads(sys.argv[1]).items():
     waves, expected = np.load(f"{folder}/waves.npy"), np.load(f"{folder}/probs.npy")
+    clip = windows_clip_inputs(json.load(open(f"{folder}/model.json")), waves)
     out = results[case] = {}
     try:
-        out["keras"] = float(np.abs(KerasRunner(f"{folder}/model.keras")(waves) - expected).max())
+        keras_probs = KerasRunner(f"{folder}/model.keras")(waves, clip)
+        out["keras"] = float(np.abs(keras_probs - expected).max())
         for fmt in ("savedmodel", "tflite"):
             side = export_model(f"{folder}/model.keras", fmt, check=waves, log=lambda *_: None)
-            out[fmt] = float(np.abs(open_model(side["path"])(waves) - expected).max())
+            out[fmt] = float(np.abs(open_model(side["path"])(waves, clip) - expected).max())
             out[fmt + "_check"] = side["max_abs_diff"]
     except Exception:
         out["error"] = traceback.format_exc()[-1500:]
@@ -107,12 +111,16 @@ def _build_and_fit(case: str, folder: str) -> None:
     samples = int(cfg.frontend.clip_seconds * cfg.data.sample_rate)
     waves = (0.1 * rng.standard_normal((4, samples))).astype("float32")
     targets = np.eye(len(CLASSES), dtype="float32")[[0, 1, 2, 0]]
-    assert np.isfinite(float(model.train_on_batch(waves, targets)))
-    model.save(os.path.join(folder, "model.keras"))
     meta = {"classes": CLASSES, "sample_rate": cfg.data.sample_rate, "clip_seconds": 2.0}
+    if cfg.model.global_features:  # the clip inputs: each window taken as its whole recording
+        meta["clip_trim_db"] = cfg.augment.trim_db
+    clip = windows_clip_inputs(meta, waves)
+    x = waves if clip is None else {"waveform": waves, **clip}
+    assert np.isfinite(float(model.train_on_batch(x, targets)))
+    model.save(os.path.join(folder, "model.keras"))
     fs.write_json(os.path.join(folder, "model.json"), meta)
     np.save(os.path.join(folder, "waves.npy"), waves)
-    np.save(os.path.join(folder, "probs.npy"), np.asarray(model(waves, training=False)))
+    np.save(os.path.join(folder, "probs.npy"), np.asarray(model(x, training=False)))
 
 
 @pytest.fixture(scope="module")

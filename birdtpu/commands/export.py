@@ -1,7 +1,7 @@
 """`birdtpu export`: a trained model as SavedModel, TFLite, ONNX or OpenVINO IR for fast CPU inference."""
 
 from birdtpu.commands import add_config_arguments, config_from_args, log
-from birdtpu.infer.files import EXPORT_FORMATS, FRONTENDS
+from birdtpu.infer.files import EXPORT_FORMATS, FRONTENDS, read_meta
 
 
 def add_arguments(parser) -> None:
@@ -39,6 +39,8 @@ def run(args) -> int:
 
     model_path = args.model or model_paths(cfg)[0]
     check, where = check_windows_for(cfg, model_path, log)
+    if read_meta(model_path).get("teacher"):  # an embedding_head run: its head (docs/teachers.md)
+        from birdtpu.teachers.head_export import export_head as export_model
     side = export_model(
         model_path,
         args.format,

@@ -39,20 +39,20 @@ def run(args) -> int:
         print(f"{cfg.run_dir}: rounds.csv, round-<k>/, model.keras of round {args.rounds}")
         print(format_table(table))
         return 0
+    if cfg.model.name == "embedding_head":  # a head on a teacher's embeddings (docs/teachers.md)
+        from birdtpu.teachers.head import fit_head as fit
+    else:
+        from birdtpu.train.fit import fit
     if args.folds is not None:
         from birdtpu.train.cv import fit_folds, parse_folds
 
-        scores = fit_folds(cfg, parse_folds(args.folds, cfg.data.num_folds), log, args.overwrite)
+        folds = parse_folds(args.folds, cfg.data.num_folds)
+        scores = fit_folds(cfg, folds, fit, log, args.overwrite)
         print(
             f"{cfg.run_dir}: oof.csv, truth.csv, cv.json and fold<k>/; "
             f"pooled out-of-fold macro ROC-AUC {scores['macro_roc_auc']:.4f}"
         )
         return 0
-    if cfg.model.name == "embedding_head":  # a head on a teacher's embeddings (docs/teachers.md)
-        from birdtpu.teachers.head import fit_head as fit
-    else:
-        from birdtpu.train.fit import fit
-
     scores = fit(cfg, log, args.overwrite)
     print(
         f"{cfg.run_dir}: model.keras, history.csv, oof_fold{cfg.data.fold}.csv, metrics.json; "

@@ -33,6 +33,11 @@ def _augmenters(augment, background):
     return (wave if wave.active else None), mix, mixup, cutmix
 
 
+def _float_waves(x):
+    """`to_float` of a batch's waveforms (a tensor, or the "waveform" of an input dict)."""
+    return {**x, "waveform": to_float(x["waveform"])} if isinstance(x, dict) else to_float(x)
+
+
 def augmented_batches(
     clips,
     batch_size: int,
@@ -45,7 +50,8 @@ def augmented_batches(
     masked: bool = False,
 ):
     """Batch, then (training) the waveform augmentations, background, MixUp and CutMix per batch.
-    `masked`: the clips' last element is their target mask, mixed as the targets are."""
+    `masked`: the clips' last element is their target mask, mixed as the targets are. A first
+    element that is a dict (the waveform with clip inputs) is augmented at its "waveform"."""
     ds = clips.batch(
         batch_size,
         drop_remainder=drop_remainder,
@@ -54,23 +60,26 @@ def augmented_batches(
     )
     wave_aug, bg_mix, mixup, cutmix = _augmenters(augment if training else None, background)
     if not any((wave_aug, bg_mix, mixup, cutmix)):
-        if ds.element_spec[0].dtype == tf.float32:
+        spec = ds.element_spec[0]
+        if (spec["waveform"] if isinstance(spec, dict) else spec).dtype == tf.float32:
             return ds
         return ds.map(
-            lambda *batch: (to_float(batch[0]), *batch[1:]),
+            lambda *batch: (_float_waves(batch[0]), *batch[1:]),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
     parts = (ds, seed_stream(seed, 2)) + ((background,) if bg_mix else ())
 
     def apply(batch, s, bg=None):
-        wave, target = to_float(batch[0]), batch[1]
+        x, target = batch[0], batch[1]
+        wave = to_float(x["waveform"] if isinstance(x, dict) else x)
         middle, mask = (batch[2:-1], batch[-1:]) if masked else (batch[2:], ())
         seeds = split_seed(s, 4)
         if bg_mix:
             wave = bg_mix.augment((wave, bg), seeds[0])
         if wave_aug:
             wave = wave_aug.augment(wave, seeds[1])
+        wave = {**x, "waveform": wave} if isinstance(x, dict) else wave
         if mixup:
             wave, target, *mask = mixup.augment((wave, target, *mask), seeds[2])
         if cutmix:

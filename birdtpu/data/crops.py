@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from birdtpu.data.clip_features import clip_inputs
 from birdtpu.data.shards import pcm_window
 from birdtpu.errors import DataError
 from birdtpu.layers.augment import split_seed
@@ -120,6 +121,26 @@ def teacher_blend(ids: list[str], soft: np.ndarray, alpha: float):
     return blend
 
 
+def embedding_lookup(ids: list[str], vectors: np.ndarray):
+    """A function clip id (string tensor, any shape) -> its row of `vectors` (float32, shape +
+    (d,)), zeros for an id not in `ids`; a StaticHashTable, usable inside tf.data `map`."""
+    vectors = np.asarray(vectors, np.float32)
+    n = len(ids)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(ids), dtype=tf.string), tf.range(n, dtype=tf.int64)
+        ),
+        default_value=-1,
+    )
+    rows = tf.constant(np.concatenate([vectors, np.zeros((1, vectors.shape[1]), np.float32)]))
+
+    def lookup(clip_id):
+        row = table.lookup(clip_id)
+        return tf.gather(rows, tf.where(row >= 0, row, n))
+
+    return lookup
+
+
 def target_mask(ex, target):
     """(classes,) weight of each class's target in a record: 1 (known) for every class, but a
     negative record (`positive` 0, a Rainforest false-positive box) knows only its own `label`'s
@@ -164,6 +185,14 @@ def crop_policies(training: bool, augment, crop, pad, trim_db):
     return crop, pad, trim_db
 
 
+def trimmed(wave, trim_db: float):
+    """`wave` without its leading and trailing silence (`trim_bounds`; 0: unchanged)."""
+    if trim_db <= 0:
+        return wave
+    start, end = trim_bounds(wave, trim_db)
+    return wave[start:end]
+
+
 def window_reader(ex, length: int, trim_db: float = 0.0):
     """(samples, trimmed offset, window(start)) of a record dict: `parse_header` records read a
     window's bytes (int16), decoded ones (`audio`) slice it, after trimming (float32)."""
@@ -190,6 +219,8 @@ def record_clips(
     weight: float | None = None,
     teacher=None,
     band: bool = False,
+    clip_trim_db: float | None = None,
+    embeddings=None,
 ):
     """Dataset of record dicts -> (wave, target[, id][, mask]) of static length, one seed per record.
 
@@ -198,10 +229,15 @@ def record_clips(
     With a `weight`, each clip carries its target mask (`target_mask`) times `weight`. `teacher`
     (ids, soft targets, alpha) blends alpha * target + (1 - alpha) * the soft targets of the
     record's id (`teacher_blend`). `band`: a clip with a labelled box keeps only the box's
-    frequency band (`band_limit`); every clip is then float32.
+    frequency band (`band_limit`); every clip is then float32. `clip_trim_db` (decoded records):
+    the wave becomes a dict, "waveform" and the clip inputs (`clip_features.clip_inputs`) of the
+    whole recording trimmed at `clip_trim_db` (0: untrimmed), whatever the crop's own trim.
+    `embeddings` (ids, vectors: a teacher's, `train.teacher_embeddings`): the wave dict also
+    holds the record id's "teacher_embedding" (zeros for an id without one).
     """
     seed_of = _numbered_seed(seed, 1)
     blend = teacher_blend(*teacher) if teacher is not None else None
+    embedding_of = embedding_lookup(*embeddings) if embeddings is not None else None
 
     def prepare(i, ex):
         seeds = split_seed(seed_of(i), 2)
@@ -230,6 +266,14 @@ def record_clips(
             target = reweight_secondary(target, ex["label"], secondary_weight)
         if blend is not None:
             target = blend(ex["id"], target)
+        if clip_trim_db is not None:
+            wave = {
+                "waveform": wave,
+                **clip_inputs(trimmed(ex["audio"], clip_trim_db), ex["sample_rate"]),
+            }
+        if embedding_of is not None:
+            inputs = wave if isinstance(wave, dict) else {"waveform": wave}
+            wave = {**inputs, "teacher_embedding": embedding_of(ex["id"])}
         out = (wave, target, ex["id"]) if with_ids else (wave, target)
         if weight is None:
             return out

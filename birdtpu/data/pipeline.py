@@ -90,7 +90,19 @@ def _records(paths, workers, index, training, seed, order, compression, cycle_le
 
 
 def _second_stream(
-    paths, workers, index, seed, salt, order, parse, clip_args, with_ids, weight, band
+    paths,
+    workers,
+    index,
+    seed,
+    salt,
+    order,
+    parse,
+    clip_args,
+    with_ids,
+    weight,
+    band,
+    clip_trim_db,
+    embeddings,
 ):
     """The clips of a second shard set (pseudo-labels) for training: files shuffled and repeated,
     split among workers, cropped as the training records, its targets as written; own seed."""
@@ -99,20 +111,38 @@ def _second_stream(
     ds = _records(paths, workers, index, True, seed, order, compression, cycle_length, False)
     ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
     return record_clips(
-        ds, clip_samples, True, crop, pad, trim_db, None, seed, order, with_ids, weight, None, band
+        ds,
+        clip_samples,
+        True,
+        crop,
+        pad,
+        trim_db,
+        None,
+        seed,
+        order,
+        with_ids,
+        weight,
+        None,
+        band,
+        clip_trim_db,
+        embeddings,
     )
 
 
 def _paired(clips, partners, prob: float, lam: float, labels: str, seed, order: bool, masked: bool):
     """Each clip MixUp'd with the next clip of `partners` (a pseudo-labelled window) with
     probability `prob`: lam * clip + (1 - lam) * partner, targets by `labels` (mix_targets) and
-    target masks by their shares; int16 waves stay int16 (rounded)."""
+    target masks and clip inputs by their shares; int16 waves stay int16 (rounded)."""
 
     def mix(a, b, s):
         on = tf.random.stateless_uniform([], s) < prob
         share = tf.where(on, tf.constant(lam, tf.float32), 1.0)
-        wave = share * tf.cast(a[0], tf.float32) + (1.0 - share) * tf.cast(b[0], tf.float32)
-        if a[0].dtype == tf.int16:
+        wave = tf.nest.map_structure(
+            lambda x, y: share * tf.cast(x, tf.float32) + (1.0 - share) * tf.cast(y, tf.float32),
+            a[0],
+            b[0],
+        )
+        if not isinstance(wave, dict) and a[0].dtype == tf.int16:
             wave = tf.cast(tf.round(wave), tf.int16)
         target = mix_targets(a[1][None], b[1][None], share[None], on[None], labels)[0]
         if not masked:
@@ -170,6 +200,8 @@ def build_dataset(
     masks: bool = False,
     mix_weight: float = 1.0,
     teacher=None,
+    clip_trim_db: float | None = None,
+    embeddings=None,
     log=print,
 ):
     """Batches of (waveform [batch, clip_samples], target [batch, classes]) from shard `paths`.
@@ -203,6 +235,11 @@ def build_dataset(
     `teacher` (training; ids, soft targets (ids, classes), alpha): distillation, each labelled
     clip's target blended with its recording's teacher row (`crops.teacher_blend`).
     `augment.box_band` (training): a box crop keeps only the box's f_min..f_max band.
+    `clip_trim_db` (a model with `model.global_features`): the first element is a dict, the
+    "waveform" crops and the clip inputs of each whole recording trimmed at `clip_trim_db`
+    (`birdtpu.data.clip_features`; 0: untrimmed), mixed with the waveforms (MixUp, pairing).
+    `embeddings` (training; ids, vectors): the first element is a dict with each clip's
+    "teacher_embedding" too (`crops.embedding_lookup`; zeros for the clips of `mix_paths`).
     """
     if not paths:
         raise DataError("no shard files to read")
@@ -220,7 +257,8 @@ def build_dataset(
     order = deterministic or not training
     ds = _records(paths, workers, index, training, seed, order, compression, cycle_length, cache)
     crop, pad, trim_db = crop_policies(training, augment, crop, pad, trim_db)
-    parse = parse_example if trim_db > 0 else parse_header  # trimming needs the whole recording
+    whole = trim_db > 0 or clip_trim_db is not None  # trimming and clip inputs read it all
+    parse = parse_example if whole else parse_header
     band = training and augment is not None and augment.box_band
     ds = ds.map(lambda s: parse(s, num_classes), num_parallel_calls=AUTOTUNE, deterministic=order)
     if training and copies is not None:
@@ -239,6 +277,8 @@ def build_dataset(
         1.0 if masks else None,
         teacher if training else None,
         band,
+        clip_trim_db,
+        embeddings if training else None,
     )
     clip_args = (compression, cycle_length, num_classes, clip_samples, crop, pad, trim_db)
     second = dict(
@@ -248,6 +288,8 @@ def build_dataset(
         with_ids=with_ids,
         weight=mix_weight if masks else None,
         band=band,  # float32 waves in both streams
+        clip_trim_db=clip_trim_db,
+        embeddings=embeddings,
     )
     if pairing:  # each labelled clip with its own pseudo-labelled window
         partners = _second_stream(mix_paths, workers, index, seed, _PAIR_SALT, **second)

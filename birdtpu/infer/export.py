@@ -35,7 +35,10 @@ import numpy as np
 import tensorflow as tf
 
 from birdtpu import fs
+from birdtpu.data.clip_features import INPUTS as CLIP_INPUTS
+from birdtpu.data.clip_features import has_clip_inputs, waveform_input
 from birdtpu.errors import DataError
+from birdtpu.infer.clip_inputs import windows_clip_inputs
 from birdtpu.infer.files import (
     EXPORT_FORMATS,
     FRONTENDS,
@@ -62,53 +65,38 @@ def _frontend_layer(model: keras.Model):
     raise DataError(f"{model.name}: no mel frontend (a Sequential with a MelSpectrogram) to export")
 
 
-def reads_waveform_beside(model: keras.Model, front) -> bool:
-    """Whether a layer other than the front end reads the waveform (the Freesound 2019 model's
-    global features do), so the rest of the model needs it beside the image."""
-    wave = model.inputs[0]
-    return any(
-        any(t is wave for t in keras.tree.flatten(layer.input))
-        for layer in model.layers
-        if layer is not front and not isinstance(layer, keras.layers.InputLayer)
-    )
-
-
 def split_frontend(model: keras.Model) -> tuple[keras.Sequential, keras.Model]:
     """(inference frontend: waveform -> image, rest: image -> probabilities) of a `fit` model;
-    the rest takes [image, waveform] where it also reads the waveform (`reads_waveform_beside`).
+    the rest takes [image, clip_features, clip_seconds] where the model has clip inputs.
 
     The frontend drops SpecAugment and WaveAugment (identity at inference) and uses
     MelSpectrogramTflite.
     """
-    if len(model.inputs) != 1:
-        raise DataError(
-            f"{model.name}: has {len(model.inputs)} inputs; predict and export take models "
-            "with the waveform as their only input"
-        )
     front = _frontend_layer(model)
     layers = [
         MelSpectrogramTflite.from_config(x.get_config()) if isinstance(x, MelSpectrogram) else x
         for x in front.layers
         if not isinstance(x, (SpecAugment, WaveAugment))
     ]
-    samples = model.inputs[0].shape[1]
+    samples = waveform_input(model).shape[1]
     frontend = keras.Sequential(
         [keras.Input((samples,), name="waveform"), *layers], name="frontend"
     )
-    inputs = (
-        [front.output, model.inputs[0]] if reads_waveform_beside(model, front) else front.output
-    )
+    clip = [model.input[k] for k in CLIP_INPUTS] if has_clip_inputs(model) else []
+    inputs = [front.output, *clip] if clip else front.output
     return frontend, keras.Model(inputs, model.output, name=f"{model.name}_from_image")
 
 
 def inference_model(model: keras.Model) -> keras.Model:
-    """Waveform -> probabilities with the weights of `model` and the exportable frontend."""
+    """Waveform (and clip inputs) -> probabilities with the weights of `model` and the
+    exportable frontend."""
     frontend, rest = split_frontend(model)
     wave = keras.Input(frontend.input_shape[1:], name="waveform")
     image = frontend(wave)
-    return keras.Model(
-        wave, rest([image, wave] if len(rest.inputs) == 2 else image), name=model.name
-    )
+    if not has_clip_inputs(model):
+        return keras.Model(wave, rest(image), name=model.name)
+    clip = {k: keras.Input(model.input[k].shape[1:], name=k) for k in CLIP_INPUTS}
+    return keras.Model({"waveform": wave, **clip}, rest([image, *clip.values()]), name=model.name)
 
 
 def _save_savedmodel(model: keras.Model, out: str) -> None:
@@ -140,19 +128,21 @@ def _tflite_bytes(model: keras.Model, int8: bool) -> bytes:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write(fmt: str, model: keras.Model, out: str, front, check: np.ndarray) -> None:
-    """Write `model` (image or waveform in) as a TFLite, ONNX or OpenVINO file at `out`."""
+def _write(
+    fmt: str, model: keras.Model, out: str, front, check: np.ndarray, clip: dict | None
+) -> None:
+    """Write `model` (image or waveform in, and the clip inputs) as a TFLite, ONNX or OpenVINO
+    file at `out`; `check` (and `clip`) calibrate an int8 export."""
     if fmt.startswith("tflite"):
         fs.atomic_write_bytes(out, _tflite_bytes(model, fmt == "tflite-int8"))
     elif fmt.startswith("onnx") or fmt == "openvino-int8":
         calibration = None
         if fmt.endswith("-int8"):
-            images = (
-                keras.ops.convert_to_numpy(front(check))
-                if len(model.inputs[0].shape) == 4
-                else check
-            )
-            calibration = [images, check][: len(model.inputs)]
+            images = keras.ops.convert_to_numpy(front(check))
+            calibration = [
+                (clip or {}).get(t.name, images if len(t.shape) == 4 else check)
+                for t in model.inputs
+            ]
         onnx = onnx_bytes(model, calibration)
         if fmt == "openvino-int8":  # OpenVINO runs the QDQ model's convolutions in int8
             write_openvino(model, out, onnx=onnx)
@@ -194,7 +184,7 @@ def export_model(
         raise DataError(f"export frontend {frontend!r} is not one of {', '.join(FRONTENDS)}")
     model, meta = load_model(model_path)
     out = out or default_path(model_path, fmt)
-    samples = int(model.inputs[0].shape[1])
+    samples = int(waveform_input(model).shape[1])
     remote = fs.is_remote(model_path) or fs.is_remote(out)
     source = model_path if remote else os.path.relpath(model_path, os.path.dirname(out) or ".")
     side = {
@@ -206,6 +196,7 @@ def export_model(
     }
     if check is None:
         check = synthetic_windows(samples, meta["sample_rate"])
+    clip = windows_clip_inputs(meta, check)
     if fmt == "savedmodel":
         _save_savedmodel(inference_model(model), out)
     else:
@@ -215,18 +206,13 @@ def export_model(
                 f"export: {model_path}: the mel front end cannot go inside an ONNX file (tf2onnx "
                 "does not convert the STFT); use --frontend host, or --format openvino"
             )
-        if frontend == "host" and len(rest.inputs) == 2 and fmt.startswith("tflite"):
-            log(
-                f"export: {model_path} reads the waveform beside its mel image (global "
-                "features): the mel front end goes inside the TFLite file"
-            )
-            frontend = "tflite"
         if frontend == "host":
             side["frontend"] = keras.saving.serialize_keras_object(front)
-        _write(fmt, rest if frontend == "host" else inference_model(model), out, front, check)
+        full = rest if frontend == "host" else inference_model(model)
+        _write(fmt, full, out, front, check, clip)
     fs.write_json(export_sidecar(out), side)
     reference = KerasRunner(model_path, batch_size, model=model, meta=meta)
-    side.update(compare(reference, open_model(out, batch_size, threads), check))
+    side.update(compare(reference, open_model(out, batch_size, threads), check, clip))
     fs.write_json(export_sidecar(out), side)
     if fmt not in QUANTIZED and side["max_abs_diff"] > FLOAT_TOLERANCE:
         _remove_export(out)

@@ -69,11 +69,13 @@ def _frozen_onnx(model: keras.Model, path: str) -> None:
         raise DataError(
             "ONNX export runs under the TensorFlow backend: set KERAS_BACKEND=tensorflow"
         )
-    specs = [
-        tf.TensorSpec([None, *t.shape[1:]], tf.float32, name=f"input_{i}")
-        for i, t in enumerate(model.inputs)
+    specs = [  # named as the model's inputs: runners match the clip inputs by name
+        tf.TensorSpec([None, *t.shape[1:]], tf.float32, name=t.name.replace(":", "_"))
+        for t in model.inputs
     ]
-    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    fn = tf.function(
+        lambda *xs: model(keras.tree.pack_sequence_as(model.input, list(xs)), training=False)
+    )
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*specs))
     graph = frozen.graph.as_graph_def()
     proto, _ = tf2onnx.convert.from_graph_def(

@@ -17,17 +17,19 @@ from birdtpu import fs
 from birdtpu.data.audio import AudioError
 from birdtpu.errors import DataError
 from birdtpu.fs import join
+from birdtpu.infer.clip_inputs import recording_clip_inputs
 from birdtpu.infer.files import QUANTIZED, read_meta
 from birdtpu.infer.recordings import decode, list_recordings
-from birdtpu.infer.runners import KerasRunner
+from birdtpu.infer.runners import open_model
 from birdtpu.infer.windows import context_seconds, windows
 
 FLOAT_TOLERANCE = 1e-3  # a float32 export further than this from its Keras model is refused
 
 
-def compare(reference, runner, waves: np.ndarray) -> dict:
-    """Largest absolute difference and top-class agreement of two runners on the same windows."""
-    a, b = reference(waves), runner(waves)
+def compare(reference, runner, waves: np.ndarray, clip: dict | None = None) -> dict:
+    """Largest absolute difference and top-class agreement of two runners on the same windows
+    (and their clip inputs, for a model that takes them)."""
+    a, b = reference(waves, clip), runner(waves, clip)
     return {
         "check_windows": len(waves),
         "max_abs_diff": float(np.abs(a - b).max()),
@@ -108,7 +110,9 @@ def check_export(runner, wave: np.ndarray, infer, log=print) -> dict | None:
         infer.hop_seconds or None,
         context_seconds(runner, infer.window_seconds),
     )
-    result = compare(KerasRunner(ref_path, infer.batch_size), runner, batch[: infer.check_windows])
+    batch = batch[: infer.check_windows]
+    clip = recording_clip_inputs(runner, wave, len(batch))
+    result = compare(open_model(ref_path, infer.batch_size), runner, batch, clip)
     log(
         f"predict: {runner.path} vs {ref_path} on {result['check_windows']} window(s): largest difference "
         f"{result['max_abs_diff']:.2e}, same top class on {result['top1_agreement']:.0%}"

@@ -31,6 +31,7 @@ from birdtpu.data.audio import AUDIO_EXTENSIONS, AudioError
 from birdtpu.errors import DataError
 from birdtpu.fs import join
 from birdtpu.infer import postprocess, specialists
+from birdtpu.infer.clip_inputs import recording_clip_inputs
 from birdtpu.infer.parity import check_export
 from birdtpu.infer.recordings import decoded, list_recordings
 from birdtpu.infer.runners import open_model
@@ -52,12 +53,15 @@ def score_recording(
     """(windows x classes probabilities, end seconds) of one recording at the runner's rate.
 
     Each window is scored as it is and shifted by each of `shifts` seconds; the scores are averaged.
+    A model with clip inputs gets those of the whole recording with each window.
     """
     rate, context = runner.meta["sample_rate"], context_seconds(runner, window)
-    scores, ends = [], []
+    scores, ends, clip = [], [], None
     for shift in (0.0, *shifts):
         batch, ends = windows(wave, rate, window, hop or None, context, shift)
-        scores.append(runner(batch))
+        if clip is None or len(next(iter(clip.values()))) != len(batch):
+            clip = recording_clip_inputs(runner, wave, len(batch))
+        scores.append(runner(batch, clip))
     return np.mean(scores, axis=0, dtype=np.float64).astype(np.float32), ends
 
 

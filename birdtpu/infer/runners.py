@@ -23,10 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from birdtpu import fs, saving
+from birdtpu.data.clip_features import has_clip_inputs, waveform_input
 from birdtpu.errors import DataError
 from birdtpu.infer.files import model_format, read_meta
 from birdtpu.infer.hostmel import HostFrontend
-from birdtpu.infer.runner import FRONTEND_CHUNK, Runner, run_in_slices
+from birdtpu.infer.runner import FRONTEND_CHUNK, Runner, input_roles, run_in_slices
 
 
 def load_model(path: str):
@@ -38,17 +39,17 @@ def load_model(path: str):
     return saving.load_model(path), meta
 
 
-def _inference(model: keras.Model, samples: int):
-    """`model` in inference mode as one compiled function of (batch, samples) float32 NumPy ->
-    NumPy: a tf.function traced once for any batch size on the TensorFlow backend, Keras'
-    compiled predict step on the others."""
+def _inference(model: keras.Model):
+    """`model` in inference mode as one compiled function of float32 NumPy inputs (a (batch,
+    samples) array, or a dict with the clip inputs) -> NumPy: a tf.function traced once for any
+    batch size on the TensorFlow backend, Keras' compiled predict step on the others."""
     if keras.backend.backend() == "tensorflow":
-        fn = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, samples], tf.float32)],
+        spec = keras.tree.map_structure(
+            lambda t: tf.TensorSpec([None, *t.shape[1:]], tf.float32), model.input
         )
-        return lambda batch: fn(batch).numpy()
-    return lambda batch: np.asarray(model.predict_on_batch(batch))
+        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return lambda x: fn(x).numpy()
+    return lambda x: np.asarray(model.predict_on_batch(x))
 
 
 class KerasRunner(Runner):
@@ -59,16 +60,17 @@ class KerasRunner(Runner):
     def __init__(self, path: str, batch_size: int = 64, model=None, meta: dict | None = None):
         if model is None:
             model, meta = load_model(path)
-        if len(model.inputs) != 1:
+        if has_clip_inputs(model) != ("clip_trim_db" in meta):
             raise DataError(
-                f"{path}: the model has {len(model.inputs)} inputs; predict feeds one waveform"
+                f"{path}: the model's inputs and its sidecar disagree on the clip inputs "
+                "(clip_trim_db); write the sidecar again"
             )
-        super().__init__(path, meta, model.inputs[0].shape[1], batch_size)
+        super().__init__(path, meta, waveform_input(model).shape[1], batch_size)
         self.model = model
-        self._fn = _inference(model, self.samples)
+        self._fn = _inference(model)
 
-    def _run(self, batch):
-        return self._fn(batch)
+    def _run(self, batch, clip=None):
+        return self._fn(batch if clip is None else {"waveform": batch, **clip})
 
 
 class SavedModelRunner(Runner):
@@ -82,16 +84,16 @@ class SavedModelRunner(Runner):
         self.obj = tf.saved_model.load(path)
         signature = self.obj.signatures["serving_default"]
         inputs = signature.structured_input_signature[1]
-        if len(inputs) != 1:
-            raise DataError(
-                f"{path}: the serving signature has {len(inputs)} inputs; predict feeds one waveform"
-            )
-        ((name, spec),) = inputs.items()
-        super().__init__(path, meta, int(spec.shape[-1]), batch_size)
-        self._fn = lambda x: signature(**{name: tf.constant(x)})
+        names = list(inputs)
+        roles = input_roles(path, names, "clip_trim_db" in meta)
+        main = names[roles.index("main")]
+        super().__init__(path, meta, int(inputs[main].shape[-1]), batch_size)
+        self._fn = lambda feeds: signature(
+            **{n: tf.constant(feeds[r]) for n, r in zip(names, roles)}
+        )
 
-    def _run(self, batch):
-        (out,) = self._fn(batch).values()
+    def _run(self, batch, clip=None):
+        (out,) = self._fn({"main": batch, **(clip or {})}).values()
         return out.numpy()
 
 
@@ -119,11 +121,14 @@ class TFLiteRunner(Runner):
             raise DataError(
                 f"{path}: not a readable TFLite model ({str(err).splitlines()[0][:160]})"
             ) from None
-        self._in = self.interpreters[0].get_input_details()[0]["index"]
+        details = self.interpreters[0].get_input_details()
+        roles = input_roles(path, [d["name"] for d in details], "clip_trim_db" in meta)
+        self._in = {r: d["index"] for r, d in zip(roles, details)}
         self._out = self.interpreters[0].get_output_details()[0]["index"]
-        shape = self.interpreters[0].get_input_details()[0]["shape"]
+        shape = details[roles.index("main")]["shape"]
         for interpreter in self.interpreters:
-            interpreter.resize_tensor_input(self._in, [1, *shape[1:]])
+            for d in details:
+                interpreter.resize_tensor_input(d["index"], [1, *d["shape"][1:]])
             interpreter.allocate_tensors()
         self._frontend = None
         samples = int(shape[-1])
@@ -134,19 +139,26 @@ class TFLiteRunner(Runner):
         self._pool = ThreadPoolExecutor(workers) if workers > 1 else None
         super().__init__(path, meta, samples, batch_size)
 
-    def _slice(self, k: int, waves: np.ndarray) -> np.ndarray:
+    def _slice(self, k: int, waves: np.ndarray, clip: dict) -> np.ndarray:
         interpreter, out = self.interpreters[k], []
         for j in range(0, len(waves), FRONTEND_CHUNK):
             chunk = waves[j : j + FRONTEND_CHUNK]
             x = chunk if self._frontend is None else self._frontend(chunk)
             for i in range(len(x)):
-                interpreter.set_tensor(self._in, x[i : i + 1])
+                interpreter.set_tensor(self._in["main"], x[i : i + 1])
+                for name, v in clip.items():
+                    interpreter.set_tensor(self._in[name], v[j + i : j + i + 1])
                 interpreter.invoke()
                 out.append(interpreter.get_tensor(self._out)[0])
         return np.stack(out)
 
-    def _run(self, batch):
-        return run_in_slices(batch, len(self.interpreters), self._slice, self._pool)
+    def _run(self, batch, clip=None):
+        return run_in_slices(
+            np.arange(len(batch)),
+            len(self.interpreters),
+            lambda k, idx: self._slice(k, batch[idx], {n: v[idx] for n, v in (clip or {}).items()}),
+            self._pool,
+        )
 
 
 def open_model(path: str, batch_size: int = 64, threads: int = 0, streams: int = 0) -> Runner:

@@ -20,7 +20,7 @@ from birdtpu import fs, saving
 from birdtpu.errors import DataError
 from birdtpu.infer.files import read_meta
 from birdtpu.infer.hostmel import HostFrontend
-from birdtpu.infer.runner import FRONTEND_CHUNK, Runner, run_in_slices
+from birdtpu.infer.runner import FRONTEND_CHUNK, Runner, input_roles, run_in_slices
 
 
 def plan_threads(threads: int = 0, streams: int = 0) -> tuple[int, int]:
@@ -33,41 +33,58 @@ def plan_threads(threads: int = 0, streams: int = 0) -> tuple[int, int]:
 
 class SlicedRunner(Runner):
     """A runner that feeds `_infer(k, feeds)` the slices of each batch on `streams` threads; the
-    feeds are [waveforms], [images] or [images, waveforms] as the file's inputs want them."""
+    feeds (one per input of the file, `names`, of `ranks`) are the waveforms or their images and
+    the clip inputs, as the file's inputs want them."""
 
-    def __init__(self, path: str, meta: dict, ranks: list[int], batch_size: int, streams: int):
+    def __init__(
+        self,
+        path: str,
+        meta: dict,
+        names: list[str],
+        ranks: list[int],
+        batch_size: int,
+        streams: int,
+    ):
         self._frontend = None
         if meta.get("frontend"):
             saving.import_keras_modules()
             self._frontend = HostFrontend(meta["frontend"])
-        if sorted(ranks) not in ([2], [4], [2, 4]) or (ranks == [2]) != (self._frontend is None):
+        self._roles = input_roles(path, names, "clip_trim_db" in meta)
+        main = ranks[self._roles.index("main")]
+        if main not in (2, 4) or (main == 2) != (self._frontend is None):
             raise DataError(
                 f"{path}: inputs of ranks {ranks} do not fit the sidecar's front end "
                 f"({'on the host' if self._frontend else 'in the file'}); export it again"
             )
-        self._ranks, self.streams = ranks, streams
+        self.streams = streams
         self._pool = ThreadPoolExecutor(streams) if streams > 1 else None
         super().__init__(path, meta, meta["input_shape"][-1], batch_size)
 
-    def _feeds(self, waves: np.ndarray) -> list[np.ndarray]:
+    def _feeds(self, waves: np.ndarray, clip: dict) -> list[np.ndarray]:
         if self._frontend is None:
-            return [waves]
-        images = np.concatenate(
-            [
-                self._frontend(waves[j : j + FRONTEND_CHUNK])
-                for j in range(0, len(waves), FRONTEND_CHUNK)
-            ]
-        )
-        return [images if rank == 4 else waves for rank in self._ranks]
+            main = waves
+        else:
+            main = np.concatenate(
+                [
+                    self._frontend(waves[j : j + FRONTEND_CHUNK])
+                    for j in range(0, len(waves), FRONTEND_CHUNK)
+                ]
+            )
+        return [main if role == "main" else clip[role] for role in self._roles]
 
     def _infer(self, k: int, feeds: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
-    def _slice(self, k: int, waves: np.ndarray) -> np.ndarray:
-        return self._infer(k, self._feeds(waves))
-
-    def _run(self, batch):
-        return run_in_slices(batch, self.streams, self._slice, self._pool)
+    def _run(self, batch, clip=None):
+        clip = clip or {}
+        return run_in_slices(
+            np.arange(len(batch)),
+            self.streams,
+            lambda k, idx: self._infer(
+                k, self._feeds(batch[idx], {n: v[idx] for n, v in clip.items()})
+            ),
+            self._pool,
+        )
 
 
 def _import(module: str, extra: str, path: str):
@@ -103,7 +120,8 @@ class OnnxRunner(SlicedRunner):
             ) from None
         inputs = self.sessions[0].get_inputs()
         self._names = [i.name for i in inputs]
-        super().__init__(path, meta, [len(i.shape) for i in inputs], batch_size, streams)
+        ranks = [len(i.shape) for i in inputs]
+        super().__init__(path, meta, self._names, ranks, batch_size, streams)
 
     def _infer(self, k, feeds):
         return self.sessions[k].run(None, dict(zip(self._names, feeds)))[0]
@@ -136,8 +154,10 @@ class OpenVinoRunner(SlicedRunner):
                 f"{path}: not a readable OpenVINO model ({str(err).splitlines()[0][:160]})"
             ) from None
         self.requests = [self.compiled.create_infer_request() for _ in range(streams)]
-        ranks = [i.get_partial_shape().rank.get_length() for i in self.compiled.inputs]
-        super().__init__(path, meta, ranks, batch_size, streams)
+        inputs = self.compiled.inputs
+        ranks = [i.get_partial_shape().rank.get_length() for i in inputs]
+        names = [i.get_any_name() for i in inputs]
+        super().__init__(path, meta, names, ranks, batch_size, streams)
 
     def _infer(self, k, feeds):
         request = self.requests[k]

@@ -2,7 +2,9 @@
 
 Written once against `birdtpu.layers.xp`, as the waveform functions (`birdtpu.layers.wave_ops`):
 they run in a `tf.data` map under any Keras backend and in a model under XLA; x is a batch of
-waveforms (batch, samples) or spectrograms (batch, mels, frames, channels).
+waveforms (batch, samples) or spectrograms (batch, mels, frames, channels), or a dict of a
+"waveform" batch and clip-level inputs (the Freesound 2019 global features), which mix as the
+targets do, by each part's share.
 """
 
 from __future__ import annotations
@@ -34,11 +36,22 @@ def mix_weights(w, w_other, lam):
     return lam * w + (1.0 - lam) * w_other
 
 
+def _with_inputs(inputs, wave, other, lam):
+    """`wave` back in the input dict `inputs` (if one), its other entries mixed with those of
+    the `other` examples by `lam` (`mix_weights`)."""
+    if not isinstance(inputs, dict):
+        return wave
+    xp = namespace(wave)
+    mixed = {k: mix_weights(v, xp.take(v, other, axis=0), lam) for k, v in inputs.items()}
+    return {**mixed, "waveform": wave}
+
+
 def mixup(x, y, seed, prob: float, alpha: float, labels: str = "weight", w=None):
     """MixUp with one lambda per example: with probability `prob`, an example becomes
     lam * itself + (1 - lam) * a random partner, lam ~ Beta(alpha, alpha) folded to >= 0.5.
 
     With target masks `w` (batch, classes) returns (x, y, w), the masks mixed by `mix_weights`."""
+    inputs, x = x, x["waveform"] if isinstance(x, dict) else x
     xp = namespace(x)
     s, b = xp.split(seed, 3), batch_size(xp, x)
     lam = beta(s[0], [b], alpha, xp)
@@ -46,7 +59,7 @@ def mixup(x, y, seed, prob: float, alpha: float, labels: str = "weight", w=None)
     lam = xp.where(on, xp.maximum(lam, 1.0 - lam), 1.0)
     other = partners(s[2], b, xp)
     share = column(xp, lam, x)
-    x = share * x + (1.0 - share) * xp.take(x, other, axis=0)
+    x = _with_inputs(inputs, share * x + (1.0 - share) * xp.take(x, other, axis=0), other, lam)
     y = mix_targets(y, xp.take(y, other, axis=0), lam, on, labels)
     return (x, y) if w is None else (x, y, mix_weights(w, xp.take(w, other, axis=0), lam))
 
@@ -58,8 +71,9 @@ def cutmix(
     (1 - lam) of the clip, lam ~ Beta(alpha, alpha), comes from a random partner (same span).
 
     `axis` defaults to the time axis (`time_axis`); targets (and target masks `w`, as in `mixup`)
-    mix by the share actually pasted.
+    mix by the share actually pasted, as do clip inputs.
     """
+    inputs, x = x, x["waveform"] if isinstance(x, dict) else x
     xp = namespace(x)
     axis = time_axis(x) if axis is None else axis
     n = x.shape[axis]
@@ -75,5 +89,6 @@ def cutmix(
     shape[axis] = n
     other = partners(s[3], b, xp)
     x = xp.where(xp.reshape(inside, shape), xp.take(x, other, axis=0), x)
+    x = _with_inputs(inputs, x, other, kept)
     y = mix_targets(y, xp.take(y, other, axis=0), kept, on, labels)
     return (x, y) if w is None else (x, y, mix_weights(w, xp.take(w, other, axis=0), kept))

@@ -5,9 +5,10 @@ squeeze-and-excitation and a shortcut path: a 1x1 conv added to the block (`fat2
 highway gate `g * block + (1 - g) * 1x1(x)` (`fat2019_highway`). After each block the pooling
 averages over frequency and takes the max over time; a ninth conv closes the backbone. The head
 (`pixel_shuffle_pool`) folds pairs of time steps into channels ("pixel shuffle"), takes the max
-over time, then the mean over mel bins. With `model.global_features` a second branch computes the
-global features of the waveform (128 windows x 12 statistics, birdtpu.layers.features), reads
-them with a bidirectional GRU and is concatenated before the classifier.
+over time, then the mean over mel bins. With `model.global_features` the model has two more
+inputs, the global features of the whole clip (128 windows x 12 statistics, computed by the input
+pipeline: birdtpu.data.clip_features) and the clip's length in seconds: a bidirectional GRU reads
+the features, log(1 + seconds) joins it, both concatenated before the classifier.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from birdtpu.layers.features import GlobalFeatures
+from birdtpu.data.clip_features import STATISTICS, WINDOWS
 from birdtpu.models.heads import Reduce
 from birdtpu.models.weights import load_backbone_weights
 from birdtpu.saving import register
 
 CHANNELS = (64, 128, 256, 512)
-GLOBAL_WINDOWS = 128  # the global features: 128 half-overlapping windows x 12 statistics
 
 
 @register
@@ -111,14 +111,31 @@ def pixel_shuffle_pool(feature_map, model_cfg):
     return Reduce(1, "mean", name="pool")(x)
 
 
-def global_branch(waveform, width: float = 1.0):
-    """The global-feature branch on the waveform: 128 windows x 12 statistics
-    (birdtpu.layers.features), a bidirectional GRU over windows, max-pooled: (batch, 2 x 64 x width).
-    The GRU is unrolled over its 128 steps, so the model converts to TFLite builtin ops."""
-    x = GlobalFeatures(GLOBAL_WINDOWS, name="global_features")(waveform)
-    x = keras.layers.LayerNormalization(name="global_norm")(x)
+@register
+class Log1p(keras.layers.Layer):
+    """log(1 + x), elementwise (the clip length in seconds as the classifier reads it)."""
+
+    def call(self, x):  # log(1 + x), not log1p: tf2onnx has no Log1p
+        return ops.log(1.0 + ops.maximum(x, 0.0))
+
+
+def clip_inputs() -> dict:
+    """The model inputs beside the waveform: `clip_features` (128, 12), `clip_seconds` (1,)."""
+    return {
+        "clip_features": keras.Input((WINDOWS, len(STATISTICS)), name="clip_features"),
+        "clip_seconds": keras.Input((1,), name="clip_seconds"),
+    }
+
+
+def global_branch(inputs: dict, width: float = 1.0):
+    """The global-feature branch on the clip inputs: a bidirectional GRU over the 128 windows of
+    statistics, max-pooled, with log(1 + clip seconds): (batch, 2 x 64 x width + 1). The GRU is
+    unrolled over its 128 steps, so the model converts to TFLite builtin ops."""
+    x = keras.layers.LayerNormalization(name="global_norm")(inputs["clip_features"])
     x = keras.layers.Bidirectional(
         keras.layers.GRU(max(4, round(64 * width)), return_sequences=True, unroll=True),
         name="global_gru",
     )(x)
-    return keras.layers.GlobalMaxPooling1D(name="global_pool")(x)
+    x = keras.layers.GlobalMaxPooling1D(name="global_pool")(x)
+    length = Log1p(name="clip_log_seconds")(inputs["clip_seconds"])
+    return keras.layers.Concatenate(name="global_with_length")([x, length])

@@ -101,7 +101,8 @@ def set_bn_sync(model: keras.Model, synchronized: bool = True) -> None:
 
 
 def build_model(cfg, num_classes: int, wave_augment=None) -> keras.Model:
-    """Waveform (batch, clip samples) -> float32 class probabilities, from a full Config;
+    """Waveform (batch, clip samples) -> float32 class probabilities, from a full Config (with
+    `model.global_features`, a dict of inputs: "waveform" and the clip's `clip_features`);
     `wave_augment`: an AugmentConfig whose noise and gain run in the model (training only).
 
     With `model.init_from` the backbone starts without pretrained weights (fine-tuning loads
@@ -120,16 +121,19 @@ def build_model(cfg, num_classes: int, wave_augment=None) -> keras.Model:
         model_cfg, (cfg.frontend.n_mels, cfg.frontend.frames, cfg.frontend.channels), pretrained
     )
     feature_map = backbone(image)
+    inputs = wave
     if model_cfg.head == "sed":
         out = heads.sed_head(feature_map, num_classes, model_cfg, cfg.frontend.frames)
     else:
         x = arch.pool(feature_map, model_cfg)
         if model_cfg.global_features:
+            clip = fat2019.clip_inputs()
             x = keras.layers.Concatenate(name="pool_with_global")(
-                [x, fat2019.global_branch(wave, model_cfg.width)]
+                [x, fat2019.global_branch(clip, model_cfg.width)]
             )
+            inputs = {"waveform": wave, **clip}
         out = heads.classifier(x, num_classes, model_cfg)
-    model = keras.Model(wave, out, name=f"birdtpu_{model_cfg.name}")
+    model = keras.Model(inputs, out, name=f"birdtpu_{model_cfg.name}")
     if model_cfg.bn_momentum:
         set_bn_momentum(model, model_cfg.bn_momentum)
     if model_cfg.sync_bn:

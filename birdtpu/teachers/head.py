@@ -12,9 +12,11 @@ clip_seconds, and the teacher: spec, sha256), history.csv, oof_fold<k>.csv, trut
 (one row per window) and metrics.json (window scores, and `recording_*` scores of each
 recording's windows' max).
 
-`HeadRunner` predicts waveform windows with such a run: the teacher embeds each window on the
-fly (the same windows and pooling as `embed`), then the head scores it; `infer.runners.open_model`
-returns it for a model.json that names a teacher.
+`birdtpu fit --folds` trains each fold in `fold<k>/` and pools their out-of-fold windows
+(`train.cv.fit_folds`). `HeadRunner` predicts waveform windows with such a run or its export
+(`head_export.py`): the teacher embeds each window on the fly (the same windows and pooling as
+`embed`), then the head scores it; `infer.runners.open_model` returns it for a sidecar that names
+a teacher.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from birdtpu import fs, saving
 from birdtpu.config import save_config
 from birdtpu.errors import ConfigError, DataError
 from birdtpu.fs import join
-from birdtpu.infer.files import read_meta
+from birdtpu.infer.files import model_format, read_meta
 from birdtpu.infer.runner import Runner
 from birdtpu.teachers import load_teacher
 from birdtpu.teachers.embed import embed_dir, read_embeddings, read_manifest, window_embeddings
+from birdtpu.teachers.head_runtime import head_function
 
 NAME = "embedding_head"
 MONITORS = {"val_auc": "max", "val_pr_auc": "max", "val_loss": "min"}
@@ -194,10 +197,9 @@ def fit_head(cfg, log=print, overwrite: bool = False) -> dict:
 
 
 class HeadRunner(Runner):
-    """An embedding_head run's model.keras: waveform windows at the teacher's rate -> the
-    teacher's embeddings -> the head's probabilities."""
-
-    format = "keras"
+    """An embedding_head run's model.keras, or its export (`head_export.py`: SavedModel, TFLite,
+    ONNX): waveform windows at the teacher's rate -> the teacher's embeddings -> the head's
+    probabilities. `format` is the head file's."""
 
     def __init__(self, path: str, batch_size: int = 64, threads: int = 0):
         meta = read_meta(path)
@@ -208,10 +210,11 @@ class HeadRunner(Runner):
                 f"{path}: trained on the embeddings of {spec['spec']} with sha256 "
                 f"{spec['model_sha256'][:12]}..., but that model file is now another one"
             )
-        self.model = saving.load_model(path)
+        self.format = model_format(path)
+        self.head = head_function(path, threads)
         self.embed_batch = int(meta.get("embed_batch_size", 16))
         super().__init__(path, meta, round(meta["clip_seconds"] * meta["sample_rate"]), batch_size)
 
     def _run(self, batch):
         emb, _ = window_embeddings(self.teacher, batch, self.embed_batch)
-        return np.asarray(self.model(emb, training=False), np.float32)
+        return self.head(np.ascontiguousarray(emb, np.float32))

@@ -38,6 +38,11 @@ def _no_space_hint():
         raise fs.NoSpaceError(err.path, NO_SPACE) from None
 
 
+def student_of(model):
+    """The model to keep as model.keras: an embedding distiller's student, else `model`."""
+    return getattr(model, "student", model)
+
+
 def save_model_atomic(model, path: str) -> None:
     """`model.save` (a .keras file, with the optimizer state) to a temporary sibling, then rename over
     `path`; on a failure the temporary file is removed (NoSpaceError where the disk is full)."""
@@ -183,7 +188,7 @@ def _value(logs, monitor: str):
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Save the model (`.keras`) whenever `monitor` improves, or equals the best with a lower
+    """Save the model (`.keras`; a distiller's student) whenever `monitor` improves, or equals the best with a lower
     `val_loss` (a tie, as a constant or perfect AUC gives, goes to the lower loss, not the first
     epoch); `best_epoch`, `best` and `best_loss` follow."""
 
@@ -200,7 +205,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         loss = None if loss is None else float(loss)
         tie = value == self.best and _better("min", loss, self.best_loss)
         if _better(self.mode, value, self.best) or tie:
-            save_model_atomic(self.model, self.path)
+            save_model_atomic(student_of(self.model), self.path)
             self.best, self.best_epoch, self.best_loss = value, epoch, loss
 
     def get_state(self) -> dict:

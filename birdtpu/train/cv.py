@@ -1,8 +1,9 @@
 """K-fold training: one `fit` per fold, then the out-of-fold predictions of all folds in one table.
 
 Fold k of run `<name>` trains in `<run dir>/fold<k>/` (its own model.keras, history, metrics and
-oof_fold<k>.csv) from the run's one shard set. The run folder gets `oof.csv` (row_id + one column
-per class, every clip once) with `truth.csv` beside it (0/1, same rows and columns) for
+oof_fold<k>.csv) from the run's one shard set (an embedding_head: the catalog's one embedding
+set). The run folder gets `oof.csv` (row_id + one column per class, every clip once; an
+embedding_head's rows are windows) with `truth.csv` beside it (0/1, same rows and columns) for
 `birdtpu stack --oof oof.csv ... --truth truth.csv`, and `cv.json` (per-fold and pooled scores).
 A fold with a metrics.json is done: rerunning the command trains only the folds left.
 """
@@ -51,13 +52,13 @@ def _read(path: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(fs.read_text(path)))
 
 
-def fit_folds(cfg, folds: list[int], log=print, overwrite: bool = False) -> dict:
-    """Train `folds` (finished ones are kept unless `overwrite`), write oof.csv, truth.csv and
+def fit_folds(cfg, folds: list[int], fit, log=print, overwrite: bool = False) -> dict:
+    """Train `folds` with `fit(cfg, log, overwrite)` (`train.fit.fit`, or `teachers.head.fit_head`
+    for an embedding_head), finished ones kept unless `overwrite`; write oof.csv, truth.csv and
     cv.json; the pooled scores."""
     import keras
 
     from birdtpu.metrics import macro_roc_auc
-    from birdtpu.train.fit import fit
 
     per_fold = {}
     for k in folds:

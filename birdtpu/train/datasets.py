@@ -119,6 +119,7 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
         seed=cfg.runtime.seed,
         deterministic=cfg.runtime.deterministic,
         sample_rate=cfg.data.sample_rate,
+        clip_trim_db=cfg.augment.trim_db if cfg.model.global_features else None,
         log=log,
     )
     n_train = sum(e["examples"] for e in manifest["shards"] if e["fold"] != cfg.data.fold)
@@ -132,14 +133,20 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             f"fit: class balance of the training split (min {cfg.data.min_per_class}, max "
             f"{cfg.data.max_per_class} per class): {before} clips -> {n_train} per epoch expected"
         )
-    teacher = None
-    if cfg.train.teacher_predictions:
+    teacher = embeddings = None
+    if cfg.train.teacher_predictions or cfg.train.teacher_embeddings:
         from birdtpu.data.prepare import load_catalog
-        from birdtpu.train.teacher_targets import teacher_targets
 
         df, _ = load_catalog(cfg, log=lambda *_: None)
         ids = df.loc[df["fold"] != cfg.data.fold, "filename"].astype(str).tolist()
+    if cfg.train.teacher_predictions:
+        from birdtpu.train.teacher_targets import teacher_targets
+
         teacher = teacher_targets(cfg, classes, ids, log)
+    if cfg.train.teacher_embeddings:
+        from birdtpu.train.teacher_embeddings import training_embeddings
+
+        embeddings = training_embeddings(cfg.train.teacher_embeddings, ids, log)
     ratio, pair = cfg.train.pseudo_ratio, augment.pseudo_mixup_prob if augment else 0.0
     if pair > 0 and not cfg.train.pseudo_shards:  # a recipe's teacher round: nothing to pair with
         log("fit: augment.pseudo_mixup_prob is off: no train.pseudo_shards to pair clips with")
@@ -179,6 +186,7 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             shuffle_buffer=cfg.train.shuffle_buffer,
             copies=copies,
             teacher=teacher,
+            embeddings=embeddings,
             **mix,
             **common,
         )
@@ -198,6 +206,7 @@ def run_datasets(cfg, manifest: dict, global_batch: int, run, log, augment):
             shuffle_buffer=cfg.train.shuffle_buffer,
             copies=copies,
             teacher=teacher,
+            embeddings=embeddings,
             **mix,
             input_context=ctx,
             **common,

@@ -86,16 +86,3 @@ class DistillationLoss(keras.losses.Loss):
             "temperature": self.temperature,
             "teacher_from_logits": self.teacher_from_logits,
         }
-
-
-def embedding_cosine_loss(student_emb, teacher_emb):
-    """Mean over the batch of 1 - cosine similarity of each (batch, dim) pair of rows.
-
-    A zero row has similarity 0 (its norm is floored at 1e-12), so it costs 1.
-    """
-    a = ops.convert_to_tensor(student_emb, "float32")
-    b = ops.convert_to_tensor(teacher_emb, "float32")
-    norms = ops.sqrt(
-        ops.maximum(ops.sum(a * a, -1), 1e-24) * ops.maximum(ops.sum(b * b, -1), 1e-24)
-    )
-    return ops.mean(1.0 - ops.sum(a * b, axis=-1) / norms)

@@ -1,7 +1,8 @@
 """`birdtpu fit`: one fold of one recipe, from shards to a saved model with its scores.
 
 Outputs in the run folder: config.yaml (resolved), model.keras (best on `train.monitor`) with
-model.json (classes, sample rate, clip length), history.csv and history.png, oof_fold<k>.csv
+model.json (classes, sample rate, clip length; `clip_trim_db` for a model with the Freesound 2019
+clip inputs, which predict computes over each recording trimmed so), history.csv and history.png, oof_fold<k>.csv
 (validation predictions: row_id + one column per class) with truth_fold<k>.csv (0/1 targets of
 the same rows) and metrics.json. A `backup/` folder lets a preempted run resume at the epoch and
 step of its last backup (birdtpu.train.callbacks); it is removed when the run ends.
@@ -36,11 +37,13 @@ WORST_CLIPS = 16  # validation clips with audio in the W&B table
 
 
 def predict_with_ids(model, dataset, replicas: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(targets, predictions, ids) over a finite dataset of (wave, target, id) batches, through
-    Keras' compiled predict step (`predict_padded`: a last batch padded for `replicas`)."""
+    """(targets, predictions, ids) over a finite dataset of (wave, target, id) batches (wave: a
+    tensor or a dict of inputs), through Keras' compiled predict step (`predict_padded`: a last
+    batch padded for `replicas`)."""
     truth, preds, ids = [], [], []
     for wave, target, clip_id, *_ in dataset:  # a target mask may follow the ids
-        preds.append(predict_padded(model, wave.numpy(), replicas))
+        inputs = {k: v.numpy() for k, v in wave.items()} if isinstance(wave, dict) else wave.numpy()
+        preds.append(predict_padded(model, inputs, replicas))
         truth.append(target.numpy())
         ids.extend(x.decode() for x in clip_id.numpy())
     return np.concatenate(truth), np.concatenate(preds), ids
@@ -196,6 +199,15 @@ def _scratch_config(cfg, scratch: str):
     )
 
 
+def _distiller(model, cfg, train_ds):
+    """`model` wrapped for embedding distillation (`train.teacher_embeddings`), its projection as
+    wide as the training batches' teacher embeddings."""
+    from birdtpu.train.projection import EmbeddingDistiller
+
+    dim = train_ds.element_spec[0]["teacher_embedding"].shape[-1]
+    return EmbeddingDistiller(model, cfg.train.embedding_layer, dim, cfg.train.embedding_weight)
+
+
 def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     """`fit` once the runtime is set up and the shards are there; `resume_dir`: the backup to
     resume from where it is not the run's own (a non-chief worker resumes from the chief's)."""
@@ -231,6 +243,8 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     runtime.set_seed(cfg.runtime.seed)  # initial weights from the seed alone, whatever ran before
     with run.strategy.scope():
         model = build_model(cfg, len(classes), model_augment(cfg.augment) if in_model else None)
+        if cfg.train.teacher_embeddings:  # model.keras keeps the student (callbacks.student_of)
+            model = _distiller(model, cfg, train_ds)
         compile_model(model, cfg, steps, global_batch, jit, len(classes), log)
         if in_model:
             mix_in_train_step(model, BatchMix(cfg.augment, cfg.runtime.seed))
@@ -243,12 +257,12 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
                 f"(global step {state['global_step']})"
             )
         elif cfg.model.init_from:
-            init_from(model, cfg.model.init_from, log)
+            init_from(cb.student_of(model), cfg.model.init_from, log)
     start = (state["epoch"], state["step"]) if state else (0, 0)
     log(
         f"fit: {len(classes)} classes, {n_train} training clips, {steps} steps/epoch of {global_batch}, "
         f"{cfg.train.epochs} epochs, peak lr {peak_lr(cfg.train, global_batch):.3g} ({cfg.train.schedule}), "
-        f"model {cfg.model.name} ({model.count_params():,} parameters), XLA {jit}, waveform "
+        f"model {cfg.model.name} ({cb.student_of(model).count_params():,} parameters), XLA {jit}, waveform "
         f"noise and gain {'in the model' if in_model else 'in tf.data'}, MixUp/CutMix "
         f"{'in the train step' if in_model else 'in tf.data'}"
     )
@@ -258,7 +272,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
     best_path = join(run_dir, "model.keras")
     if not fs.exists(best_path):
         log(f"fit: {cfg.train.monitor} never improved (NaN?): saving the last model as model.keras")
-        cb.save_model_atomic(model, best_path)
+        cb.save_model_atomic(cb.student_of(model), best_path)
     best = saving.load_model(best_path)
     with _corrupt_shards(cfg):
         truth, preds, ids = predict_with_ids(best, val_ds, run.replicas)
@@ -288,6 +302,7 @@ def _fit(cfg, run, manifest: dict, log, resume_dir: str | None = None) -> dict:
             "classes": classes,
             "sample_rate": cfg.data.sample_rate,
             "clip_seconds": cfg.frontend.clip_seconds,
+            **({"clip_trim_db": cfg.augment.trim_db} if cfg.model.global_features else {}),
         },
     )
     tracker.log_image("history", join(run_dir, "history.png"))

@@ -34,10 +34,11 @@ class BatchMix:
         return bool(self.layers)
 
     def __call__(self, x, y, step, replica=0, w=None):
-        """(x, y) mixed with the seed of (`step`, `replica`); x: (batch, samples) waveforms.
-        With sample weights `w` (per clip, or the (batch, classes) target masks): (x, y, w), the
-        weights mixed as the targets are."""
-        xp = namespace(x)
+        """(x, y) mixed with the seed of (`step`, `replica`); x: (batch, samples) waveforms (or a
+        dict of them and clip inputs). With sample weights `w` (per clip, or the (batch, classes)
+        target masks): (x, y, w), the weights mixed as the targets are."""
+        wave = x["waveform"] if isinstance(x, dict) else x
+        xp = namespace(wave)
         base = xp.stack(
             [
                 xp.cast(replica, "int32") * _REPLICA_STRIDE + (self.seed % _REPLICA_STRIDE),
@@ -45,7 +46,7 @@ class BatchMix:
             ]
         )
         seeds = xp.split(xp.seed(base), len(self.layers))
-        parts = (x, xp.cast(y, x.dtype)) + (() if w is None else (xp.cast(w, x.dtype),))
+        parts = (x, xp.cast(y, wave.dtype)) + (() if w is None else (xp.cast(w, wave.dtype),))
         for i, layer in enumerate(self.layers):
             parts = layer.augment(parts, seeds[i])
         return parts
