@@ -1,7 +1,7 @@
 """From scratch or on a pretrained teacher's embeddings: macro ROC-AUC and top-1 on real clips.
 
     .venv/bin/python benchmarks/bench_teachers.py [--root DIR] [--epochs 10] [--head-epochs 60]
-        [--out DIR] [--cases scratch,fat2019,head]
+        [--out DIR] [--cases scratch,fat2019,head,distilled]
 
 DIR is a BirdCLEF layout of real recordings (train_metadata.csv, `filename` relative to DIR),
 e.g. the 20 great tit and 2 Bengalese finch clips of the pykanto 0.1.8 wheel (MIT). Recordings
@@ -12,7 +12,9 @@ both ways, and the table gives each fold's and the mean scores:
 - fat2019: configs/fat2019.yaml, the Freesound 2019 CNN;
 - head:    an embedding_head (linear, the birdclef24 loss, peak lr 3e-3) on BirdNET V2.4 embeddings
            (`birdtpu embed`, the [birdnet] extra), scored per recording (the max over its 3-s
-           windows) and per window.
+           windows) and per window;
+- distilled: the scratch case plus the cosine loss towards the head case's BirdNET embeddings
+           (`train.teacher_embeddings`, weight 1; runs after `head`, whose embedding set it reads).
 Each fit runs in its own process through the CLI; the CNNs train `--epochs` epochs on CPU with
 class upsampling off, the head `--head-epochs`. With the `--out` of an earlier run, finished
 fits are read back, not run again. Not a test: it needs the data and minutes.
@@ -41,6 +43,13 @@ CASES = {
             "embed.teacher=birdnet",
             "train.lr_scale=none",
             "train.lr=3e-3",
+        ],
+    ),
+    "distilled": (
+        "configs/birdclef24.yaml",
+        [
+            "model.pretrained=none",
+            "train.teacher_embeddings=[{out}/runs/embeddings/birdnet-catalog]",
         ],
     ),
 }
@@ -86,7 +95,7 @@ def fit(case: str, fold: int, table: str, out: str, epochs: int, head_epochs: in
         "train.early_stopping=0",
         "train.steps_per_execution=1",  # the TPU setting (32) runs 32 steps of a 2-step epoch
         "tracking.wandb=disabled",
-        *extra,
+        *(x.format(out=out) for x in extra),
     ]
     args = [sys.executable, "-m", "birdtpu.cli", "fit", "--cfg", os.path.join(ROOT, cfg)]
     args += [x for s in sets for x in ("--set", s)]
