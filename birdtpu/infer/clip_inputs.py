@@ -16,12 +16,12 @@ def _of(wave: np.ndarray, meta: dict) -> dict:
     return {k: v.numpy() for k, v in clip_inputs(clip, meta["sample_rate"]).items()}
 
 
-def recording_clip_inputs(runner, wave: np.ndarray, n: int) -> dict | None:
-    """{input: (n, ...)} for `n` windows of recording `wave` (at the runner's rate), or None for
-    a runner without clip inputs (`Runner.clip_trim_db` None)."""
+def recording_clip_inputs(runner, wave: np.ndarray) -> dict | None:
+    """{input: (1, ...)} of recording `wave` (at the runner's rate), the one row the runner gives
+    all its windows, or None for a runner without clip inputs (`Runner.clip_trim_db` None)."""
     if runner.clip_trim_db is None:
         return None
-    return {k: np.repeat(v[None], n, axis=0) for k, v in _of(wave, runner.meta).items()}
+    return {k: v[None] for k, v in _of(wave, runner.meta).items()}
 
 
 def windows_clip_inputs(meta: dict, waves: np.ndarray) -> dict | None:

@@ -111,7 +111,7 @@ def check_export(runner, wave: np.ndarray, infer, log=print) -> dict | None:
         context_seconds(runner, infer.window_seconds),
     )
     batch = batch[: infer.check_windows]
-    clip = recording_clip_inputs(runner, wave, len(batch))
+    clip = recording_clip_inputs(runner, wave)
     result = compare(open_model(ref_path, infer.batch_size), runner, batch, clip)
     log(
         f"predict: {runner.path} vs {ref_path} on {result['check_windows']} window(s): largest difference "

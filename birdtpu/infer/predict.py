@@ -56,11 +56,9 @@ def score_recording(
     A model with clip inputs gets those of the whole recording with each window.
     """
     rate, context = runner.meta["sample_rate"], context_seconds(runner, window)
-    scores, ends, clip = [], [], None
+    scores, ends, clip = [], [], recording_clip_inputs(runner, wave)
     for shift in (0.0, *shifts):
         batch, ends = windows(wave, rate, window, hop or None, context, shift)
-        if clip is None or len(next(iter(clip.values()))) != len(batch):
-            clip = recording_clip_inputs(runner, wave, len(batch))
         scores.append(runner(batch, clip))
     return np.mean(scores, axis=0, dtype=np.float64).astype(np.float32), ends
 

@@ -15,7 +15,8 @@ class Runner:
 
     Attributes: `path`, `format`, `meta` (the sidecar), `samples` (input window length),
     `clip_trim_db` (the sidecar's: the model also takes each window's clip inputs, the Freesound
-    2019 global features of its recording trimmed at that dB, `runner(windows, clip)`; else None).
+    2019 global features of its recording trimmed at that dB, `runner(windows, clip)`: one row
+    per window, or one row for all of them; else None).
     """
 
     format = ""
@@ -40,6 +41,8 @@ class Runner:
                 f"{self.path}: the model takes {'no' if clip is not None else 'the'} clip inputs "
                 "(global features of each window's recording: infer.clip_inputs)"
             )
+        if clip is not None:  # one row (a recording's) serves all its windows
+            clip = {k: np.broadcast_to(v, (len(waves), *v.shape[1:])) for k, v in clip.items()}
         out = []
         for i in range(0, len(waves), self.batch_size):
             batch = np.ascontiguousarray(waves[i : i + self.batch_size], np.float32)
@@ -47,7 +50,8 @@ class Runner:
                 out.append(self._run(batch))
             else:
                 part = {
-                    k: np.asarray(v[i : i + self.batch_size], np.float32) for k, v in clip.items()
+                    k: np.ascontiguousarray(v[i : i + self.batch_size], np.float32)
+                    for k, v in clip.items()
                 }
                 out.append(self._run(batch, part))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
@@ -68,11 +72,14 @@ def input_roles(path: str, names: list[str], clip: bool) -> list[str]:
     return roles
 
 
-def run_in_slices(batch: np.ndarray, parts: int, slice_fn, pool) -> np.ndarray:
-    """`slice_fn(k, slice_k)` over `batch` cut into `parts` slices, at once on `pool` (a thread
-    pool, or None: one after the other), concatenated in order."""
+def run_in_slices(batch: np.ndarray, clip: dict | None, parts: int, slice_fn, pool) -> np.ndarray:
+    """`slice_fn(k, slice_k, clip_k)` over `batch` and its clip inputs (`clip`, {} where None) cut
+    into `parts` slices, at once on `pool` (a thread pool, or None: one after the other),
+    concatenated in order."""
     step = -(-len(batch) // parts)
-    slices = [batch[i : i + step] for i in range(0, len(batch), step)]
-    if pool is None or len(slices) == 1:
-        return np.concatenate([slice_fn(k, s) for k, s in enumerate(slices)])
-    return np.concatenate(list(pool.map(slice_fn, range(len(slices)), slices)))
+    starts = range(0, len(batch), step)
+    waves = [batch[i : i + step] for i in starts]
+    clips = [{n: v[i : i + step] for n, v in (clip or {}).items()} for i in starts]
+    if pool is None or len(waves) == 1:
+        return np.concatenate([slice_fn(k, w, c) for k, (w, c) in enumerate(zip(waves, clips))])
+    return np.concatenate(list(pool.map(slice_fn, range(len(waves)), waves, clips)))

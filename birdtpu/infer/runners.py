@@ -153,12 +153,7 @@ class TFLiteRunner(Runner):
         return np.stack(out)
 
     def _run(self, batch, clip=None):
-        return run_in_slices(
-            np.arange(len(batch)),
-            len(self.interpreters),
-            lambda k, idx: self._slice(k, batch[idx], {n: v[idx] for n, v in (clip or {}).items()}),
-            self._pool,
-        )
+        return run_in_slices(batch, clip, len(self.interpreters), self._slice, self._pool)
 
 
 def open_model(path: str, batch_size: int = 64, threads: int = 0, streams: int = 0) -> Runner:

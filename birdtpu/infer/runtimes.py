@@ -75,16 +75,11 @@ class SlicedRunner(Runner):
     def _infer(self, k: int, feeds: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    def _slice(self, k: int, waves: np.ndarray, clip: dict) -> np.ndarray:
+        return self._infer(k, self._feeds(waves, clip))
+
     def _run(self, batch, clip=None):
-        clip = clip or {}
-        return run_in_slices(
-            np.arange(len(batch)),
-            self.streams,
-            lambda k, idx: self._infer(
-                k, self._feeds(batch[idx], {n: v[idx] for n, v in clip.items()})
-            ),
-            self._pool,
-        )
+        return run_in_slices(batch, clip, self.streams, self._slice, self._pool)
 
 
 def _import(module: str, extra: str, path: str):
